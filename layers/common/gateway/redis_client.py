@@ -1,0 +1,65 @@
+"""One Redis client per warm function, standalone or cluster, created on first use.
+
+Environment variables read:
+
+- ``REDIS_URL``: ``redis://host:port/0`` locally, ``rediss://...`` for ElastiCache (TLS).
+- ``REDIS_CLUSTER``: ``true`` for a cluster-mode endpoint (ElastiCache Serverless is one).
+- ``REDIS_SOCKET_TIMEOUT_SECONDS``: connect and read timeout, default 0.25 s. A request never
+  waits longer than this on Redis; callers decide what an unreachable Redis means for them.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+
+from gateway.config import env_bool, env_float, env_str
+
+__all__ = ["RedisLike", "get_redis", "reset_redis"]
+
+RedisLike = redis.Redis | RedisCluster
+
+_lock = threading.Lock()
+_client: RedisLike | None = None
+
+
+def _create(url: str, cluster: bool, timeout: float) -> RedisLike:
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "decode_responses": False,
+        "health_check_interval": 30,
+    }
+    if cluster:
+        return RedisCluster.from_url(url, **options)
+    # A standalone client retries nothing on its own: the caller's failure policy decides.
+    return redis.Redis.from_url(url, retry_on_timeout=False, **options)
+
+
+def get_redis(url: str | None = None, cluster: bool | None = None) -> RedisLike:
+    """Return the process's Redis client, creating it from the environment on first call."""
+    global _client
+    if _client is not None:
+        return _client
+    with _lock:
+        if _client is None:
+            resolved = env_str("REDIS_URL", "redis://127.0.0.1:6379/0", url)
+            assert resolved is not None
+            _client = _create(
+                resolved,
+                env_bool("REDIS_CLUSTER", False, cluster),
+                env_float("REDIS_SOCKET_TIMEOUT_SECONDS", 0.25),
+            )
+        return _client
+
+
+def reset_redis() -> None:
+    """Forget the process's client (tests, and the emulator's reload), closing its connections."""
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = None
