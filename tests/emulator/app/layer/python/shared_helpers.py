@@ -1,0 +1,3 @@
+"""A module that only the test layer provides."""
+
+LAYER_MARK = "from-layer"
