@@ -1,0 +1,205 @@
+"""Sending one message to every connection of a room through the API Gateway Management API.
+
+Sends run concurrently on a bounded thread pool that lives as long as the warm function, as does
+the boto3 client (botocore clients are thread-safe; its connection pool is sized to the thread
+pool so that no send waits for a socket). Each recipient ends one of three ways:
+
+- delivered;
+- gone: API Gateway answered 410 ``GoneException``, the connection no longer exists;
+- failed: any other error, logged as a warning for that recipient; the others go on.
+
+Throttling (429, ``LimitExceededException``, ``TooManyRequestsException``,
+``ThrottlingException``) is retried here with capped exponential backoff and full jitter, a bounded
+number of times; botocore's own retries are switched off so that the two never multiply.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "Broadcaster",
+    "FanoutResult",
+    "ManagementClient",
+    "management_client",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONCURRENCY = 32
+
+_THROTTLE_CODES = frozenset(
+    {"LimitExceededException", "TooManyRequestsException", "ThrottlingException", "429"}
+)
+_REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
+
+
+class ManagementClient(Protocol):
+    """The one Management API call a broadcast makes (boto3's ``apigatewaymanagementapi``)."""
+
+    def post_to_connection(self, *, Data: bytes, ConnectionId: str) -> Any: ...
+
+
+class _Outcome(enum.Enum):
+    DELIVERED = "delivered"
+    GONE = "gone"
+    FAILED = "failed"
+
+
+@dataclass
+class FanoutResult:
+    """What became of one message sent to a room."""
+
+    delivered: int = 0
+    failed: int = 0
+    retries: int = 0
+    gone: list[str] = field(default_factory=list)
+
+
+class Broadcaster:
+    """Posts a message to many connections at once, ``concurrency`` at a time."""
+
+    def __init__(
+        self,
+        client: ManagementClient,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        max_attempts: int = 4,
+        base_delay: float = 0.05,
+        max_delay: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self._client = client
+        self._concurrency = concurrency
+        self._max_attempts = max_attempts
+        self._base_delay = base_delay
+        self._max_delay = max_delay
+        self._sleep = sleep
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def concurrency(self) -> int:
+        return self._concurrency
+
+    def send(self, data: bytes, connection_ids: Sequence[str]) -> FanoutResult:
+        """Post ``data`` to every connection; returns once each one is delivered, gone or failed."""
+        result = FanoutResult()
+        if len(connection_ids) == 1 or self._concurrency == 1:
+            outcomes = [self._post(data, cid) for cid in connection_ids]
+        else:
+            outcomes = list(self._executor().map(lambda cid: self._post(data, cid), connection_ids))
+        for cid, (outcome, retries) in zip(connection_ids, outcomes, strict=True):
+            result.retries += retries
+            if outcome is _Outcome.DELIVERED:
+                result.delivered += 1
+            elif outcome is _Outcome.GONE:
+                result.gone.append(cid)
+            else:
+                result.failed += 1
+        return result
+
+    def close(self) -> None:
+        """Stop the thread pool (tests, and anything that owns a Broadcaster for a while)."""
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="broadcast")
+            return self._pool
+
+    def _post(self, data: bytes, connection_id: str) -> tuple[_Outcome, int]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self._client.post_to_connection(Data=data, ConnectionId=connection_id)
+            except ClientError as exc:
+                code, status = _error_of(exc)
+                if code == "GoneException" or status == 410:
+                    logger.debug("connection %s is gone", connection_id)
+                    return _Outcome.GONE, attempt - 1
+                throttled = code in _THROTTLE_CODES or status == 429
+                if throttled and attempt < self._max_attempts:
+                    self._sleep(self._backoff(attempt))
+                    continue
+                logger.warning(
+                    "send to connection %s failed after %d attempt(s): %s %s",
+                    connection_id,
+                    attempt,
+                    status,
+                    code,
+                )
+                return _Outcome.FAILED, attempt - 1
+            except BotoCoreError as exc:
+                logger.warning("send to connection %s failed: %s", connection_id, exc)
+                return _Outcome.FAILED, attempt - 1
+            return _Outcome.DELIVERED, attempt - 1
+
+    def _backoff(self, attempt: int) -> float:
+        # Full jitter (AWS Architecture Blog, "Exponential Backoff and Jitter"): concurrent senders
+        # throttled together do not come back together.
+        ceiling = min(self._max_delay, self._base_delay * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not a secret
+
+
+def management_client(
+    endpoint_url: str,
+    *,
+    pool_size: int = DEFAULT_CONCURRENCY,
+    region: str | None = None,
+    connect_timeout: float = 2.0,
+    read_timeout: float = 5.0,
+) -> Any:
+    """A boto3 ``apigatewaymanagementapi`` client for ``endpoint_url``.
+
+    ``endpoint_url`` is ``https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`` on AWS
+    (the region is taken from it), a moto server or the local emulator's ``@connections`` address
+    elsewhere. Without credentials (the local emulator) requests go unsigned.
+    """
+    session = boto3.session.Session()
+    match = _REGION_IN_HOST.search(endpoint_url)
+    resolved = region or (match.group(1) if match else None) or session.region_name or "us-east-1"
+    config = Config(
+        max_pool_connections=pool_size,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+    )
+    if session.get_credentials() is None:
+        logger.warning(
+            "no AWS credentials found: Management API requests to %s go unsigned", endpoint_url
+        )
+        config = config.merge(Config(signature_version=UNSIGNED))
+    return session.client(
+        "apigatewaymanagementapi", endpoint_url=endpoint_url, region_name=resolved, config=config
+    )
+
+
+def _error_of(exc: ClientError) -> tuple[str, int]:
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return str(error.get("Code", "")), int(status or 0)
