@@ -141,15 +141,19 @@ class Upstream:
         self._thread.start()
         return self
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def drop_connections(self) -> None:
+        """Close every accepted connection, as an upstream's idle keep-alive timeout would."""
         with self.lock:
             sockets, self.sockets = self.sockets, []
         for sock in sockets:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.drop_connections()
         self._thread.join(5)
 
     def __enter__(self) -> Upstream:

@@ -3,7 +3,8 @@
 ::
 
     UpstreamError                 base of everything this package raises
-    ├── PathRejected              400: the path could leave its route group or is malformed
+    ├── RequestRejected           400: the client's request cannot be forwarded as it is
+    │   └── PathRejected          400: the path could leave its route group or is malformed
     ├── UpstreamTimeout           504: no complete answer before the deadline
     └── UpstreamUnavailable       502: refused, reset, closed early, or not valid HTTP
         └── ResponseTooLarge      502: the answer would not fit a Lambda response
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 __all__ = [
     "PathRejected",
+    "RequestRejected",
     "ResponseTooLarge",
     "UpstreamError",
     "UpstreamTimeout",
@@ -29,11 +31,15 @@ class UpstreamError(Exception):
     client_message = "Bad Gateway"
 
 
-class PathRejected(UpstreamError):
-    """The request path is malformed or would resolve outside its route group."""
+class RequestRejected(UpstreamError):
+    """The client's request is malformed: a body that is not valid base64, a bad header."""
 
     status = 400
     client_message = "Bad Request"
+
+
+class PathRejected(RequestRejected):
+    """The request path is malformed or would resolve outside its route group."""
 
 
 class UpstreamTimeout(UpstreamError):
