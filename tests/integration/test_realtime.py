@@ -8,6 +8,7 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,12 +19,15 @@ import pytest
 import redis
 import ws_broadcast
 import ws_connect
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
 
 from devstack.services import Service
 from gateway.redis_client import reset_redis
 from gateway.rooms import StoreUnavailable
+from localgw.kafka_event import build_kafka_event
 from tests.conftest import load_event
 
 ERROR_TYPES = {410: "GoneException", 429: "LimitExceededException"}
@@ -332,3 +336,80 @@ def test_clients_subscribed_through_routes_receive_broadcasts_from_moto(
     after = ws_broadcast.handler(load_event("kafka-self-managed"), None)
 
     assert after["delivered"] == 0
+
+
+@pytest.mark.kafka
+def test_records_consumed_from_a_real_broker_reach_every_subscribed_client(
+    kafka_bootstrap: str, stub: ManagementStub, gateway_env: Callable[[str, int], None]
+) -> None:
+    # GIVEN clients in two project rooms, and ticket events (and one poison value) on a topic of
+    # two partitions of a real Kafka-protocol broker
+    gateway_env(stub.url, 4)
+    _connect_and_join("k-1", "p-1")
+    _connect_and_join("k-2", "p-1", "p-2")
+    topic = f"ticket.updated.{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    sent = [("p-1", "todo"), ("p-2", "todo"), ("p-1", "review"), ("p-2", "done"), ("p-1", "done")]
+    for project, status in sent:
+        value = {
+            "type": "ticket.updated",
+            "projectId": project,
+            "ticket": {"id": f"t-{project}", "title": "T", "status": status},
+            "at": "2026-12-03T16:40:30Z",
+        }
+        producer.send(
+            topic,
+            key=project.encode(),
+            value=json.dumps(value).encode(),
+            headers=[("content-type", b"application/json")],
+        )
+    producer.send(topic, key=b"p-1", value=b"not json at all")
+    producer.flush()
+    producer.close()
+
+    # WHEN a consumer group reads them, as an event source mapping would, and the handler
+    # receives the batch Lambda would build
+    records = _consume(kafka_bootstrap, topic, expected=len(sent) + 1)
+    event = build_kafka_event(records, bootstrap_servers=kafka_bootstrap)
+    counts = ws_broadcast.handler(event, None)
+
+    # THEN every valid record reached every connection of its room, in partition order
+    assert counts == {"records": 6, "delivered": 8, "pruned": 0, "skipped": 1, "failed": 0}
+    by_project = {
+        "p-1": [r for r in records if r.key == b"p-1" and r.value != b"not json at all"],
+        "p-2": [r for r in records if r.key == b"p-2"],
+    }
+    expected_ids = {
+        p: [f"{topic}-{r.partition}-{r.offset}" for r in rs] for p, rs in by_project.items()
+    }
+    assert [m["eventId"] for m in stub.messages("k-1")] == expected_ids["p-1"]
+    k2 = [m["eventId"] for m in stub.messages("k-2")]
+    assert sorted(k2) == sorted(expected_ids["p-1"] + expected_ids["p-2"])
+    assert [m["ticket"]["status"] for m in stub.messages("k-1")] == ["todo", "review", "done"]
+
+
+def _consume(bootstrap: str, topic: str, expected: int) -> list[Any]:
+    """Read ``expected`` records as a fresh consumer group; bounded by a 30 s deadline."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"ws-broadcast-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        consumer.commit()
+    finally:
+        consumer.close()
+    assert len(records) == expected, f"consumed {len(records)} of {expected} records"
+    return sorted(records, key=lambda r: (r.partition, r.offset))
