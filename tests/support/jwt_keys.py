@@ -12,10 +12,12 @@ import base64
 import contextlib
 import hashlib
 import hmac
+import io
 import json
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,6 +149,52 @@ def forge(
     return f"{signing_input}.{b64url(signature)}"
 
 
+AUTHORIZER_ENV = (
+    "JWT_SETTINGS_SECRET_ARN",
+    "JWT_SETTINGS_PARAMETER",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_ALGORITHMS",
+    "JWT_JWKS_URL",
+    "JWT_SECRET",
+    "JWT_LEEWAY_SECONDS",
+    "JWKS_MIN_REFETCH_SECONDS",
+    "JWKS_CACHE_SECONDS",
+    "JWKS_FETCH_TIMEOUT_SECONDS",
+)
+
+
+def authorizer_environment(jwks_url: str = "", **values: str) -> dict[str, str]:
+    """Every variable the authorizer reads, set for local settings; ``values`` override."""
+    environment = dict.fromkeys(AUTHORIZER_ENV, "")
+    environment.update(
+        JWT_ISSUER=ISSUER,
+        JWT_AUDIENCE=AUDIENCE,
+        JWT_ALGORITHMS="RS256,ES256" if jwks_url else "HS256",
+        JWT_JWKS_URL=jwks_url,
+        JWT_SECRET="" if jwks_url else HS_SECRET,
+    )
+    environment.update(values)
+    return environment
+
+
+@contextmanager
+def captured_json_log(logger: Any) -> Iterator[list[dict[str, Any]]]:
+    """Collect what a Powertools ``logger`` writes, one dict per JSON line, until the block ends.
+
+    The list fills when the block exits; the logger's own stream is put back.
+    """
+    handler = logger.registered_handler
+    stream = io.StringIO()
+    previous = handler.setStream(stream)
+    lines: list[dict[str, Any]] = []
+    try:
+        yield lines
+    finally:
+        handler.setStream(previous)
+        lines.extend(json.loads(line) for line in stream.getvalue().splitlines() if line)
+
+
 class JwksServer:
     """A JWKS endpoint on ``127.0.0.1``, port 0: ``url``, ``requests`` served, keys swappable.
 
@@ -238,7 +286,7 @@ class JwksServer:
                     self.wfile.flush()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the test output is not the place for access logs."""
 
         return Handler
