@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 from collections.abc import Iterator, Mapping
 from functools import cache
@@ -32,11 +33,15 @@ ACCOUNT_ID = "123456789012"
 __all__ = [
     "ACCOUNT_ID",
     "CODE_BUCKET",
+    "NO_VALUE",
     "REGION",
     "TEMPLATE",
     "TEST_PARAMETERS",
     "TemplateTranslationError",
+    "condition_holds",
+    "evaluate",
     "function_environment",
+    "parameter_values",
     "parse_template",
     "resources_of_type",
     "translate",
@@ -171,6 +176,110 @@ def function_environment(template: Mapping[str, Any], logical_id: str) -> dict[s
     properties = template["Resources"][logical_id]["Properties"]
     variables: dict[str, Any] = properties.get("Environment", {}).get("Variables", {})
     return variables
+
+
+def parameter_values(
+    template: Mapping[str, Any], overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Each parameter's value: its default, then ``TEST_PARAMETERS``, then ``overrides``.
+
+    Pseudo parameters are included (``AWS::Region``...), so the result can feed :func:`evaluate`.
+    """
+    values: dict[str, Any] = {
+        name: spec["Default"]
+        for name, spec in template.get("Parameters", {}).items()
+        if "Default" in spec
+    }
+    values.update(TEST_PARAMETERS)
+    values.update(overrides or {})
+    values.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT_ID, "AWS::Partition": "aws"})
+    return values
+
+
+class _NoValue:
+    """``AWS::NoValue``: the property or list item it stands for is left out."""
+
+
+NO_VALUE = _NoValue()
+
+
+def evaluate(value: Any, template: Mapping[str, Any], parameters: Mapping[str, Any]) -> Any:
+    """Evaluate the intrinsics in ``value`` as CloudFormation would, for a test to read.
+
+    Parameters and pseudo parameters become their values; what only exists once deployed stays a
+    readable placeholder: ``Ref`` to a resource is ``${LogicalId}``, ``Fn::GetAtt`` is
+    ``${LogicalId.Attribute}``. So a source ARN reads
+    ``arn:aws:execute-api:us-east-1:123456789012:${WebSocketApi}/dev/*``.
+    """
+    if isinstance(value, list):
+        items = [evaluate(item, template, parameters) for item in value]
+        return [item for item in items if item is not NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((name, argument),) = value.items()
+        if name == "Ref" or name.startswith("Fn::") or name == "Condition":
+            return _intrinsic(name, argument, template, parameters)
+    result = {key: evaluate(item, template, parameters) for key, item in value.items()}
+    return {key: item for key, item in result.items() if item is not NO_VALUE}
+
+
+def condition_holds(name: str, template: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    """Whether the template's condition ``name`` is true for ``parameters``."""
+    return bool(evaluate(template["Conditions"][name], template, parameters))
+
+
+def _intrinsic(
+    name: str, argument: Any, template: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> Any:
+    if name == "Ref":
+        if argument == "AWS::NoValue":
+            return NO_VALUE
+        if argument in parameters:
+            return parameters[argument]
+        return "${" + argument + "}"
+    if name == "Condition":
+        return condition_holds(argument, template, parameters)
+    if name == "Fn::GetAtt":
+        target = argument if isinstance(argument, str) else ".".join(argument)
+        return "${" + target + "}"
+    if name == "Fn::If":
+        condition, when_true, when_false = argument
+        chosen = when_true if condition_holds(condition, template, parameters) else when_false
+        return evaluate(chosen, template, parameters)
+    if name == "Fn::Sub":
+        return _substitute(argument, template, parameters)
+    args = evaluate(argument, template, parameters)
+    if name == "Fn::Equals":
+        return str(args[0]) == str(args[1])
+    if name == "Fn::Not":
+        return not args[0]
+    if name == "Fn::And":
+        return all(args)
+    if name == "Fn::Or":
+        return any(args)
+    if name == "Fn::Split":
+        return str(args[1]).split(args[0])
+    if name == "Fn::Select":
+        return args[1][int(args[0])]
+    if name == "Fn::Join":
+        return str(args[0]).join(str(item) for item in args[1])
+    raise TemplateTranslationError(f"no evaluation for {name}")
+
+
+def _substitute(argument: Any, template: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
+    text, variables = (argument, {}) if isinstance(argument, str) else argument
+    local = {key: evaluate(item, template, parameters) for key, item in variables.items()}
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key in local:
+            return str(local[key])
+        if "." in key:
+            return "${" + key + "}"
+        return str(_intrinsic("Ref", key, template, parameters))
+
+    return re.sub(r"\$\{([^}!][^}]*)\}", replace, text)
 
 
 def _parse_parameter(text: str) -> tuple[str, Any]:
