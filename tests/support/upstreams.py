@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 __all__ = [
+    "LambdaContext",
     "Recorded",
     "Upstream",
     "binary",
@@ -300,3 +301,15 @@ def huge(size: int, *, chunked: bool = False) -> Behaviour:
 
 def binary(data: bytes, content_type: str = "application/octet-stream") -> Behaviour:
     return raw(200, [("Content-Type", content_type)], data)
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object that Powertools' Logger reads."""
+
+    function_name: str = "TicketsProxyFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:TicketsProxyFunction"
+    )
+    aws_request_id: str = "5f2b1c9e-0000-4000-8000-000000000001"

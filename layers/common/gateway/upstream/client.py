@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from gateway.config import ConfigError
 from gateway.upstream.errors import (
+    RequestRejected,
     ResponseTooLarge,
     UpstreamError,
     UpstreamTimeout,
@@ -289,6 +290,10 @@ class UpstreamClient:
             except UpstreamError:
                 connection.close()
                 raise
+            except ValueError as exc:
+                # http.client refuses a header name or value that would split the request.
+                connection.close()
+                raise RequestRejected(f"{method} {target}: {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 if reused and not answered and attempt == 0 and method in _IDEMPOTENT:
