@@ -8,15 +8,15 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import proxy
 import pytest
 import redis
+from proxy import Proxy, ProxySettings
 
-import proxy
 from gateway.breaker import CircuitBreaker
 from gateway.ratelimit import Policy
 from gateway.redis_client import reset_redis
 from gateway.upstream import ConnectionPool, default_pool
-from proxy import Proxy, ProxySettings
 from tests.conftest import load_event
 from tests.support.upstreams import (
     LambdaContext,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-import pytest
-
 import board
 import proxy
+import pytest
+
 from gateway.cors import CorsConfigError, frontend_origin, validate_origin
 
 
