@@ -54,7 +54,14 @@ def _read(stream: BinaryIO) -> Any:
     if len(header) < _HEADER.size:
         return None
     (length,) = _HEADER.unpack(header)
-    return json.loads(stream.read(length))
+    # An unbuffered pipe read returns what the pipe holds (64 KB at most), not ``length`` bytes.
+    data = bytearray()
+    while len(data) < length:
+        chunk = stream.read(length - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data)
 
 
 def _write(stream: BinaryIO, message: Any) -> None:
