@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -164,14 +165,15 @@ class WebSocketServer:
         self.settings = settings or WebSocketSettings()
         self.registry = ConnectionRegistry()
         self._server: asyncio.Server | None = None
+        self._socket: socket.socket | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._http_sessions: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
         """The port actually bound (the settings may ask for 0)."""
-        assert self._server is not None, "the server is not started"
-        return int(self._server.sockets[0].getsockname()[1])
+        assert self._socket is not None, "the server is not bound"
+        return int(self._socket.getsockname()[1])
 
     @property
     def url(self) -> str:
@@ -182,9 +184,16 @@ class WebSocketServer:
         """The local ``@connections`` endpoint, stage included, for boto3's ``endpoint_url``."""
         return f"http://{self.settings.host}:{self.port}/{self.api.stage}"
 
+    def bind(self) -> None:
+        """Take the listening socket now, so that the port is known before anything starts."""
+        if self._socket is None:
+            self._socket = socket.create_server((self.settings.host, self.settings.port))
+            self._socket.setblocking(False)
+
     async def start(self) -> None:
+        self.bind()
         self._server = await asyncio.start_server(
-            self._serve, self.settings.host, self.settings.port, limit=HEAD_LIMIT_BYTES
+            self._serve, sock=self._socket, limit=HEAD_LIMIT_BYTES
         )
         log.info(
             "WebSocket API %s on %s (@connections at %s)",
