@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
+from proxy import denied_result
 
 from gateway.breaker import CircuitBreaker, CircuitOpen
 from gateway.config import ConfigError, env_float, env_str
@@ -147,7 +148,7 @@ class Board:
             limit_key(ROUTE_GROUP, client_identity(caller.user_id, caller.source_ip)), self.policy
         )
         if not decision.allowed:
-            return error_result(429, "Too Many Requests", decision.headers())
+            return denied_result([decision])
 
         headers = [("accept", "application/json")]
         if caller.user_id is not None:

@@ -58,7 +58,7 @@ from gateway.upstream import (
     upstream_result,
 )
 
-__all__ = ["Proxy", "ProxySettings", "handler", "reset"]
+__all__ = ["Proxy", "ProxySettings", "denied_result", "handler", "reset"]
 
 # Checked on import, so that a function with a wildcard or malformed origin fails to start.
 FRONTEND_ORIGIN = frontend_origin()
@@ -150,8 +150,7 @@ class Proxy:
             self.policy,
         )
         if not decision.allowed:
-            logger.info("rate limited", extra={"status": 429, "policy": self.policy.name})
-            return error_result(429, "Too Many Requests", decision.headers())
+            return denied_result([decision])
         decisions = [decision]
 
         login = self._is_login(caller.method, path)
@@ -161,8 +160,7 @@ class Proxy:
             check = self.login_guard.check(username, caller.source_ip)
             decisions.append(check)
             if not check.allowed:
-                logger.info("login attempt limited", extra={"status": 429})
-                return error_result(429, "Too Many Requests", rate_limit_headers(decisions))
+                return denied_result(decisions)
 
         result = self._forward(caller, event, path, body)
         if check is not None and self.login_guard is not None:
@@ -223,6 +221,16 @@ def _username(body: bytes | None) -> str | None:
         return None
     username = document.get("username") if isinstance(document, dict) else None
     return username if isinstance(username, str) else None
+
+
+def denied_result(decisions: list[Decision]) -> Result:
+    """429 when a limit is spent; 503 when Redis is unreachable and the policy fails closed."""
+    headers = rate_limit_headers(decisions)
+    if any(decision.degraded for decision in decisions):
+        logger.warning("refused: rate limiter unreachable, failing closed", extra={"status": 503})
+        return error_result(503, "Service Unavailable", headers)
+    logger.info("rate limited", extra={"status": 429, "policy": decisions[-1].policy.name})
+    return error_result(429, "Too Many Requests", headers)
 
 
 def _unavailable(retry_after: float) -> Result:
