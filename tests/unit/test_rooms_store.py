@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from devstack.services import Service
 from gateway.rooms import CONNECTION_TTL_SECONDS, RoomStore, StoreUnavailable
+from tests.support.redis_cluster import start_redis_cluster
 
 
 @pytest.fixture
@@ -142,4 +144,34 @@ def test_store_operations_raise_store_unavailable_when_redis_is_down(
     assert isinstance(caught.value.__cause__, redis.RedisError)
     with pytest.raises(StoreUnavailable):
         store.members("p-1")
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def cluster_url() -> Iterator[str]:
+    with start_redis_cluster() as cluster:
+        yield cluster.url
+
+
+def test_store_round_trip_on_a_real_redis_cluster(cluster_url: str) -> None:
+    # Record and rooms sit in different slots; every command touches one key, so cluster mode
+    # (ElastiCache) needs no CROSSSLOT-free tricks.
+    client = RedisCluster.from_url(cluster_url)
+    store = RoomStore(client, prefix="ws-test:")
+    slots = {
+        client.keyslot(store.connection_key("c-1")),
+        client.keyslot(store.room_key("p-1")),
+        client.keyslot(store.room_key("p-2")),
+    }
+    assert len(slots) > 1
+
+    store.open("c-1", user_id="u-1", projects=["p-1", "p-2"], connected_at=1)
+    store.join("c-1", "p-1")
+    store.join("c-1", "p-2")
+    assert store.members("p-2") == ["c-1"]
+    assert store.leave("c-1", "p-2") is True
+    assert store.prune("c-1", "p-1") == {"p-1"}
+
+    assert store.get("c-1") is None
+    assert store.members("p-1") == []
     client.close()
