@@ -144,6 +144,10 @@ class Board:
             logger.info("project not in the caller's token", extra={"status": 403})
             return error_result(403, "Forbidden")
 
+        cooling = self.tickets_breaker.open_for()
+        if cooling:
+            return self._without_tickets(Part("tickets", retry_after=cooling), None)
+
         decision = self.limiter.hit(
             limit_key(ROUTE_GROUP, client_identity(caller.user_id, caller.source_ip)), self.policy
         )
@@ -223,9 +227,9 @@ class Board:
         }
         return json_result(200, payload, decision.headers())
 
-    def _without_tickets(self, tickets: Part, decision: Decision) -> Result:
+    def _without_tickets(self, tickets: Part, decision: Decision | None) -> Result:
         logger.warning("board failed: %s", _reason(tickets))
-        headers = decision.headers()
+        headers = decision.headers() if decision is not None else {}
         if tickets.retry_after is not None:
             seconds = max(1, int(tickets.retry_after + 0.999))
             return error_result(

@@ -4,7 +4,8 @@ A request on ``/<group>/...`` goes to ``{UPSTREAM_URL}/<group>/...``: the route 
 kept, and a path inside ``UPSTREAM_URL`` (``http://auth.internal/v1``) is put in front of it. On
 its way the request is checked in this order, each step able to answer on its own:
 
-1. the path is normalised and must stay below ``/<group>`` (else 400);
+1. the path is normalised and must stay below ``/<group>`` (else 400); a circuit this instance
+   knows to be open answers 503 at once, with no I/O;
 2. the rate limit of the caller (user id on protected routes, source IP on public ones), and on
    ``POST /auth/login`` the login guard (else 429 with ``Retry-After``);
 3. the route group's circuit breaker (else 503 with ``Retry-After``);
@@ -145,6 +146,11 @@ class Proxy:
             logger.warning("request rejected: %s", exc, extra={"status": 400})
             return error_result(400, exc.client_message)
 
+        # An open circuit is known without I/O: turn the request away before the limiter's trip.
+        cooling = self.breaker.open_for()
+        if cooling:
+            return _unavailable(cooling)
+
         decision = self.limiter.hit(
             limit_key(self.settings.route_group, client_identity(caller.user_id, caller.source_ip)),
             self.policy,
@@ -234,6 +240,7 @@ def denied_result(decisions: list[Decision]) -> Result:
 
 
 def _unavailable(retry_after: float) -> Result:
+    """503 with ``Retry-After`` in whole seconds, rounded up: the upstream's breaker is open."""
     seconds = max(1, int(retry_after + 0.999))
     return error_result(503, "Service Unavailable", {"retry-after": str(seconds)})
 

@@ -174,6 +174,16 @@ def test_breaker_rejects_while_open_without_network_io(redis_url: str) -> None:
     assert client.commands == sent
 
 
+def test_breaker_open_for_reports_the_known_cooldown_without_io(redis_url: str) -> None:
+    client = _client(redis_url)
+    breaker = CircuitBreaker("tickets", client=client, failure_threshold=1, cooldown=30)
+    assert breaker.open_for() == 0.0
+    _fail(breaker)
+    sent = client.commands
+    assert 29 < breaker.open_for() <= 30
+    assert client.commands == sent
+
+
 def test_breaker_trusts_a_healthy_closed_state_within_the_sync_interval(redis_url: str) -> None:
     client = _client(redis_url)
     breaker = CircuitBreaker("tickets", client=client, sync_interval=60)

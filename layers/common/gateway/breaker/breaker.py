@@ -119,6 +119,14 @@ class CircuitBreaker:
             return self._local.state
         return self._known or CLOSED
 
+    def open_for(self) -> float:
+        """Seconds left of a cool-down this instance knows of; 0.0 if none. Never does I/O.
+
+        Lets a caller turn a request away before spending anything else on it (a rate-limit
+        round trip); :meth:`acquire` is still the call that decides.
+        """
+        return max(0.0, self._open_until - time.monotonic())
+
     def acquire(self) -> Permit:
         """A permit for one call, or :class:`CircuitOpen` if the upstream must be spared."""
         now = time.monotonic()
