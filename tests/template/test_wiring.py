@@ -49,6 +49,7 @@ COMMON_ENVIRONMENT = {"LOG_LEVEL", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRIC
 REDIS_ENVIRONMENT = {"REDIS_URL", "REDIS_CLUSTER"}
 RATE_LIMIT_ENVIRONMENT = {"RATE_LIMIT", "RATE_LIMIT_FAILURE_POLICY"}
 UPSTREAM_ENVIRONMENT = {"UPSTREAM_URL", "UPSTREAM_TIMEOUT_SECONDS", "FRONTEND_ORIGIN"}
+BREAKER_ENVIRONMENT = {"BREAKER_FAILURE_THRESHOLD", "BREAKER_COOLDOWN_SECONDS"}
 LOGIN_ENVIRONMENT = {
     "LOGIN_PER_IP",
     "LOGIN_PER_IP_FAILURES",
@@ -73,6 +74,7 @@ FUNCTIONS: dict[str, tuple[str, str, set[str]]] = {
         "proxy.handler",
         {"ROUTE_GROUP"}
         | UPSTREAM_ENVIRONMENT
+        | BREAKER_ENVIRONMENT
         | REDIS_ENVIRONMENT
         | RATE_LIMIT_ENVIRONMENT
         | LOGIN_ENVIRONMENT,
@@ -80,19 +82,17 @@ FUNCTIONS: dict[str, tuple[str, str, set[str]]] = {
     "TicketsProxyFunction": (
         "functions/proxy",
         "proxy.handler",
-        {"ROUTE_GROUP"} | UPSTREAM_ENVIRONMENT | REDIS_ENVIRONMENT | RATE_LIMIT_ENVIRONMENT,
+        {"ROUTE_GROUP"}
+        | UPSTREAM_ENVIRONMENT
+        | BREAKER_ENVIRONMENT
+        | REDIS_ENVIRONMENT
+        | RATE_LIMIT_ENVIRONMENT,
     ),
     "BoardFunction": (
         "functions/proxy",
         "board.handler",
-        {
-            "TICKETS_URL",
-            "ASSIGNMENTS_URL",
-            "UPSTREAM_TIMEOUT_SECONDS",
-            "BREAKER_FAILURE_THRESHOLD",
-            "BREAKER_COOLDOWN_SECONDS",
-            "FRONTEND_ORIGIN",
-        }
+        {"TICKETS_URL", "ASSIGNMENTS_URL", "UPSTREAM_TIMEOUT_SECONDS", "FRONTEND_ORIGIN"}
+        | BREAKER_ENVIRONMENT
         | REDIS_ENVIRONMENT
         | RATE_LIMIT_ENVIRONMENT,
     ),
