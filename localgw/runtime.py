@@ -249,7 +249,7 @@ class FunctionPool:
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch_task: asyncio.Task[None] | None = None
-        self._signature: tuple[int, int] | None = None
+        self._signature: int | None = None
         self._closed = False
 
     # --- life cycle -------------------------------------------------------------------------------
@@ -468,16 +468,17 @@ class FunctionPool:
 
     # --- reload on change -------------------------------------------------------------------------
 
-    def _code_signature(self) -> tuple[int, int]:
-        newest, count = 0, 0
+    def _code_signature(self) -> int:
+        """A hash of every watched file's path, size and mtime: any edit, addition or removal."""
+        entries: list[tuple[str, int, int]] = []
         for root in (self.spec.code_dir, *self.spec.layer_dirs):
             for path in _walk(root):
-                count += 1
-                if count > _MAX_WATCHED_FILES:
-                    return newest, count
+                if len(entries) >= _MAX_WATCHED_FILES:
+                    break
                 with contextlib.suppress(OSError):
-                    newest = max(newest, path.stat().st_mtime_ns)
-        return newest, count
+                    stat = path.stat()
+                    entries.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return hash(tuple(entries))
 
     async def _watch(self) -> None:
         assert self.watch_interval

@@ -24,6 +24,11 @@ MODES = {
         "cookies": ["a=1; Path=/", "b=2; HttpOnly"],
         "body": "made",
     },
+    "own-cors": lambda event: {
+        "statusCode": 200,
+        "headers": {"access-control-allow-origin": "*", "x-kept": "yes"},
+        "body": "",
+    },
     "print": lambda event: print("printed by the handler") or {"statusCode": 204},
     "echo-body": lambda event: {
         "statusCode": 200,
