@@ -21,6 +21,7 @@ request would cost more than the verification it reports on).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from gateway.observability import get_logger
@@ -72,10 +73,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.exception("authorizer failed; denying", extra=_request_fields(event, kind, context))
         return _deny(event, kind)
 
-    logger.debug(
-        "authorization allowed",
-        extra={**_request_fields(event, kind, context), "userId": identity.user_id},
-    )
+    if logger.log_level <= logging.DEBUG:
+        fields = _request_fields(event, kind, context)
+        logger.debug("authorization allowed", extra={**fields, "userId": identity.user_id})
     return _allow(event, kind, identity)
 
 

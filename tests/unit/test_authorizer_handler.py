@@ -212,6 +212,23 @@ def test_allowed_request_logs_nothing_at_info(jwks: JwksServer, configure: Confi
     assert lines == []
 
 
+def test_allowed_request_logs_one_debug_line_at_debug_level(
+    jwks: JwksServer, configure: Configure
+) -> None:
+    configure(jwks.url)
+    previous = authorizer.logger.log_level
+    authorizer.logger.setLevel("DEBUG")
+    try:
+        with captured_json_log(authorizer.logger) as lines:
+            authorizer.handler(
+                http_event(f"Bearer {make_token(rsa_key('rsa-1'), sub='u-3')}"), None
+            )
+    finally:
+        authorizer.logger.setLevel(previous)
+
+    assert [(line["level"], line["userId"]) for line in lines] == [("DEBUG", "u-3")]
+
+
 def test_unreachable_key_set_denies_and_logs_warning_with_cause(configure: Configure) -> None:
     with JwksServer(mode="error") as broken:
         configure(broken.url)

@@ -110,6 +110,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number this verifier accepts")
 
 
+# One decoder for every token: json.loads with an argument builds a new decoder on each call.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _decode_part(part: str, what: str) -> bytes:
     if not _BASE64URL.fullmatch(part):
         raise MalformedTokenError(f"{what} is not base64url")
@@ -122,7 +126,7 @@ def _decode_part(part: str, what: str) -> bytes:
 def _decode_object(part: str, what: str) -> dict[str, Any]:
     raw = _decode_part(part, what)
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = _JSON.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise MalformedTokenError(f"{what} is not JSON") from exc
     if not isinstance(value, dict):
