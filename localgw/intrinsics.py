@@ -219,7 +219,10 @@ class Resolver:
     def _select(self, args: Any) -> Any:
         index, items = self._list(args, "Fn::Select", 2)
         resolved = self.resolve(items)
-        return resolved[int(self.resolve(index))]
+        try:
+            return resolved[int(self.resolve(index))]
+        except (IndexError, TypeError, ValueError) as exc:
+            raise IntrinsicError(f"Fn::Select {index!r} of {resolved!r}: {exc}") from exc
 
     def _split(self, args: Any) -> list[str]:
         delimiter, text = self._list(args, "Fn::Split", 2)

@@ -390,13 +390,9 @@ def load_template(
     )
     try:
         conditions = {name: resolver.condition(name) for name in resolver.raw_conditions}
-        resources = {
-            logical_id: resolver.resolve(resource)
-            for logical_id, resource in raw_resources.items()
-            if _condition_holds(resolver, resource)
-        }
     except IntrinsicError as exc:
         raise TemplateError(f"{path}: {exc}") from exc
+    resources = _resolve_resources(raw_resources, resolver, path)
     functions = _functions(resources, locations, resolver)
     http_apis = _http_apis(resources, raw_resources, functions, resolver)
     return TemplateModel(
@@ -411,6 +407,28 @@ def load_template(
         resolver=resolver,
         conditions=conditions,
     )
+
+
+def _resolve_resources(
+    raw_resources: Mapping[str, Any], resolver: Resolver, path: Path
+) -> dict[str, Any]:
+    """Resolve every resource whose Condition holds.
+
+    A resource the emulator does not run (a VPC endpoint, an alarm) may use intrinsics it cannot
+    evaluate locally; it is kept unresolved, with a warning. A function's must resolve.
+    """
+    resources: dict[str, Any] = {}
+    for logical_id, resource in raw_resources.items():
+        try:
+            if not _condition_holds(resolver, resource):
+                continue
+            resources[logical_id] = resolver.resolve(resource)
+        except IntrinsicError as exc:
+            if resource.get("Type") in {"AWS::Lambda::Function", "AWS::Lambda::LayerVersion"}:
+                raise TemplateError(f"{path}: {logical_id}: {exc}") from exc
+            logger.warning("%s: kept unresolved: %s", logical_id, exc)
+            resources[logical_id] = resource
+    return resources
 
 
 def _condition_holds(resolver: Resolver, resource: Any) -> bool:
