@@ -33,6 +33,7 @@ for source in self-managed msk; do
     --parameter "KafkaSource=$source" \
     --parameter "MskClusterArn=arn:aws:kafka:$REGION:123456789012:cluster/syncroboard/0a1b2c3d-4e5f-6789-abcd-ef0123456789-1" \
     --parameter "KafkaSaslSecretArn=arn:aws:secretsmanager:$REGION:123456789012:secret:syncroboard-kafka-AbCdEf" \
+    --parameter "KafkaSaslKmsKeyArn=arn:aws:kms:$REGION:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789" \
     --parameter "SecretsExtensionLayerArn=arn:aws:lambda:$REGION:177933569100:layer:AWS-Parameters-and-Secrets-Lambda-Extension-Arm64:17"
   # Informational rules too. I3042 (hardcoded partition) is ignored: its only match is the
   # authorizer URI that the SAM transform itself writes with arn:aws:, which this template

@@ -421,6 +421,20 @@ def test_websocket_answers_reach_the_client_on_subscribe_unsubscribe_and_default
             assert props["RouteResponseSelectionExpression"] == "$default"
 
 
+def test_both_apis_throttle_every_route_by_the_throttling_parameters() -> None:
+    stack = Stack({"ApiThrottlingRateLimit": 11, "ApiThrottlingBurstLimit": 22})
+    http_stages = [
+        props
+        for _, props in stack.deployed("AWS::ApiGatewayV2::Stage")
+        if props["ApiId"] == "${HttpApi}"
+    ]
+    expected = {"ThrottlingRateLimit": 11, "ThrottlingBurstLimit": 22}
+
+    assert len(http_stages) == 1
+    assert http_stages[0]["DefaultRouteSettings"] == expected
+    assert stack.properties("WebSocketStage")["DefaultRouteSettings"] == expected
+
+
 def test_websocket_stage_is_named_by_its_parameter_and_deploys_itself() -> None:
     stage = Stack({"StageName": "wiring"}).properties("WebSocketStage")
 
@@ -661,6 +675,32 @@ def test_kafka_sasl_secret_is_used_and_readable_only_when_given(source: str) -> 
     assert readers == ["WsBroadcastFunctionRole"]
 
 
+@pytest.mark.parametrize("source", ["self-managed", "msk"])
+def test_kafka_secret_key_is_decryptable_by_the_poller_only_when_named(source: str) -> None:
+    key = f"arn:aws:kms:{REGION}:{ACCOUNT_ID}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+    with_key = Stack(
+        {
+            **KAFKA_OVERRIDES,
+            "KafkaSource": source,
+            "KafkaSaslSecretArn": KAFKA_SECRET,
+            "KafkaSaslKmsKeyArn": key,
+        }
+    )
+    without_key = Stack(
+        {**KAFKA_OVERRIDES, "KafkaSource": source, "KafkaSaslSecretArn": KAFKA_SECRET}
+    )
+
+    def decrypters(stack: Stack) -> list[tuple[str, list[str]]]:
+        return [
+            (role, _resources(statement))
+            for role, statement in _policy_statements(stack)
+            if "kms:Decrypt" in _actions(statement)
+        ]
+
+    assert decrypters(with_key) == [("WsBroadcastFunctionRole", [key])]
+    assert decrypters(without_key) == []
+
+
 def test_msk_poller_may_read_only_its_topic_and_group() -> None:
     stack = Stack({**KAFKA_OVERRIDES, "KafkaSource": "msk"})
     statements = [
@@ -677,7 +717,7 @@ def test_msk_poller_may_read_only_its_topic_and_group() -> None:
     ]
 
 
-def test_kafka_rules_refuse_a_source_without_its_address() -> None:
+def test_kafka_rules_refuse_a_source_without_its_address_and_msk_without_scram512() -> None:
     rules = parse_template()["Rules"]
 
     assert rules["SelfManagedKafkaNeedsBrokers"]["RuleCondition"] == {
@@ -686,6 +726,12 @@ def test_kafka_rules_refuse_a_source_without_its_address() -> None:
     assert rules["MskNeedsCluster"]["RuleCondition"] == {
         "Fn::Equals": [{"Ref": "KafkaSource"}, "msk"]
     }
+    assert rules["MskSaslIsScram512"]["Assertions"] == [
+        {
+            "Assert": {"Fn::Equals": [{"Ref": "KafkaSaslMechanism"}, "SASL_SCRAM_512_AUTH"]},
+            "AssertDescription": "Lambda reaches MSK with SASL_SCRAM_512_AUTH only",
+        }
+    ]
 
 
 # --- parameters and samconfig.toml ------------------------------------------------------------
