@@ -1,0 +1,167 @@
+"""The whole dev stack end to end over HTTP: the project's template and real handlers in the
+emulator, the demo services, a real Redis and a real Kafka-protocol broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer
+
+from devstack.stack import DevStack, StackSettings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+class Stack:
+    def __init__(self, stack: DevStack) -> None:
+        self.stack = stack
+
+    @property
+    def url(self) -> str:
+        assert self.stack.emulator is not None
+        return self.stack.emulator.http_url
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("content-type", "application/json")
+        if token:
+            request.add_header("authorization", f"Bearer {token}")
+        for name, value in (headers or {}).items():
+            request.add_header(name, value)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw, status, answer_headers = response.read(), response.status, response.headers
+        except urllib.error.HTTPError as error:
+            raw, status, answer_headers = error.read(), error.code, error.headers
+            error.close()
+        lowered = {name.lower(): value for name, value in answer_headers.items()}
+        return status, lowered, json.loads(raw) if raw else None
+
+    def login(self, username: str) -> str:
+        status, _, body = self.call(
+            "POST", "/auth/login", {"username": username, "password": f"{username}-password"}
+        )
+        assert status == 200, body
+        assert body["tokenType"] == "Bearer"
+        token: str = body["accessToken"]
+        return token
+
+
+@pytest.fixture(scope="module")
+def stack(redis_service: Any, kafka_bootstrap: str) -> Iterator[Stack]:
+    settings = StackSettings(
+        http_port=0,
+        redis_url=f"redis://{redis_service.address}/5",
+        kafka_bootstrap=kafka_bootstrap,
+        watch_interval=None,
+        output=lambda name, line: None,
+    )
+    dev = DevStack(settings)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(dev.start(), loop).result(120)
+        yield Stack(dev)
+    finally:
+        asyncio.run_coroutine_threadsafe(dev.close(), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_devstack_alice_logs_in_creates_ticket_and_reads_board(stack: Stack) -> None:
+    token = stack.login("alice")
+    status, _, me = stack.call("GET", "/auth/me", token=token)
+    assert (status, me["userId"]) == (200, "alice")
+
+    status, _, ticket = stack.call(
+        "POST", "/tickets", {"projectId": "p-1", "title": "Written by the e2e test"}, token
+    )
+    assert status == 201, ticket
+    assert ticket["status"] == "todo"
+
+    status, headers, board = stack.call("GET", "/projects/p-1/board", token=token)
+    assert status == 200, board
+    assert board["projectId"] == "p-1"
+    assert ticket["id"] in {item["id"] for item in board["tickets"]}
+    assert board["degraded"] == []
+    assert "ratelimit" in headers
+
+
+def test_devstack_bob_cannot_read_project_he_is_not_in(stack: Stack) -> None:
+    token = stack.login("bob")
+    status, _, body = stack.call("GET", "/projects/p-1/board", token=token)
+    assert status == 403, body
+    status, _, _ = stack.call("GET", "/tickets?projectId=p-1", token=token)
+    assert status == 403
+    status, _, board = stack.call("GET", "/projects/p-2/board", token=token)
+    assert status == 200
+    assert {item["projectId"] for item in board["tickets"]} == {"p-2"}
+
+
+def test_devstack_refuses_missing_and_forged_tokens(stack: Stack) -> None:
+    status, _, body = stack.call("GET", "/projects/p-1/board")
+    assert (status, body) == (401, {"message": "Unauthorized"})
+    token = stack.login("alice")
+    forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    status, _, body = stack.call("GET", "/projects/p-1/board", token=forged)
+    assert (status, body) == (403, {"message": "Forbidden"})
+
+
+def test_devstack_answers_preflight_for_the_board_page_origin(stack: Stack) -> None:
+    origin = stack.stack.settings.frontend_origin
+    status, headers, _ = stack.call(
+        "OPTIONS",
+        "/projects/p-1/board",
+        headers={"origin": origin, "access-control-request-method": "GET"},
+    )
+    assert status == 204
+    assert headers["access-control-allow-origin"] == origin
+
+
+def test_devstack_ticket_change_produces_ticket_updated_record(
+    stack: Stack, kafka_bootstrap: str
+) -> None:
+    token = stack.login("alice")
+    status, _, ticket = stack.call("PATCH", "/tickets/t-2", {"status": "done"}, token)
+    assert status == 200, ticket
+    consumer = KafkaConsumer(
+        "ticket.updated",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=1000,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        found = None
+        while found is None and time.monotonic() < deadline:
+            for record in consumer:
+                value = json.loads(record.value)
+                if value["ticket"]["id"] == "t-2" and value["ticket"]["status"] == "done":
+                    found = (record.key, value)
+    finally:
+        consumer.close()
+    assert found is not None
+    key, value = found
+    assert key == b"p-1"
+    assert value["type"] == "ticket.updated"
+    assert value["projectId"] == "p-1"
+    assert set(value) == {"type", "projectId", "ticket", "at"}
