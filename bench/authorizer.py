@@ -30,7 +30,7 @@ FUNCTION = ROOT / "functions" / "authorizer"
 GOAL = 1.3
 ROUNDS = 15
 CALLS_PER_ROUND = 300
-IMPORT_RUNS = 9
+IMPORT_RUNS = 11
 
 
 def _timed(call: Callable[[], Any], count: int) -> float:
@@ -157,14 +157,14 @@ def _import_once(module: str) -> tuple[float, list[str]]:
     return float(elapsed), list(heavy)
 
 
-def _median_import_seconds(targets: list[str]) -> dict[str, float]:
-    """Median import time of each target; runs interleave so that load on the machine falls on
-    every target alike rather than on whichever happened to run during a busy second."""
+def _import_samples(targets: list[str]) -> dict[str, list[float]]:
+    """Import times of each target, one per round; the rounds interleave the targets so that a
+    busy second on the machine falls on all of them rather than on whichever ran then."""
     samples: dict[str, list[float]] = {target: [] for target in targets}
     for _ in range(IMPORT_RUNS):
         for target in targets:
             samples[target].append(_import_once(target)[0])
-    return {target: statistics.median(values) for target, values in samples.items()}
+    return samples
 
 
 def import_time() -> float:
@@ -177,24 +177,25 @@ def import_time() -> float:
     ]
     dependencies = _module_level_imports(sources)
     together = ", ".join(dependencies)
-    medians = _median_import_seconds(["authorizer", together, *dependencies])
-    handler_s, together_s = medians["authorizer"], medians[together]
-    parts = {name: medians[name] for name in dependencies}
+    samples = _import_samples(["authorizer", together, *dependencies])
+    handler_runs, together_runs = samples["authorizer"], samples[together]
+    sum_runs = [sum(samples[name][run] for name in dependencies) for run in range(IMPORT_RUNS)]
+    ratio = statistics.median(h / d for h, d in zip(handler_runs, sum_runs, strict=True))
+    strict = statistics.median(h / t for h, t in zip(handler_runs, together_runs, strict=True))
     heavy = _import_once("authorizer")[1]
-    total = sum(parts.values())
-    ratio = handler_s / total
-    listed = ", ".join(f"{name} {seconds * 1e3:.1f}" for name, seconds in parts.items())
-    print(f"dependencies (ms, median of {IMPORT_RUNS} fresh interpreters): {listed}")
+
+    def ms(values: list[float]) -> str:
+        return f"{statistics.median(values) * 1e3:.1f} ms"
+
+    listed = ", ".join(f"{name} {ms(samples[name])}" for name in dependencies)
+    print(f"dependencies (median of {IMPORT_RUNS} fresh interpreters each): {listed}")
     print(
-        f"import authorizer: {handler_s * 1e3:.1f} ms; sum of dependencies {total * 1e3:.1f} ms; "
+        f"import authorizer: {ms(handler_runs)}; sum of dependencies {ms(sum_runs)}; "
         f"ratio {ratio:.2f}x (goal <= {GOAL}x) {'OK' if ratio <= GOAL else 'OVER'}"
     )
     # The sum counts shared modules (logging, re, ...) once per dependency that loads them; the
     # stricter baseline imports them all in one interpreter, leaving only our own code's cost.
-    print(
-        f"stricter: all dependencies in one interpreter {together_s * 1e3:.1f} ms; "
-        f"ratio {handler_s / together_s:.2f}x"
-    )
+    print(f"stricter: all dependencies in one interpreter {ms(together_runs)}; ratio {strict:.2f}x")
     print(f"heavy modules loaded by the import: {heavy or 'none'} (boto3, botocore.session, X-Ray)")
     return ratio
 
