@@ -24,7 +24,7 @@ from kafka.admin import NewTopic
 from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
 
-from devstack.services import Service
+from devstack.services import Service, free_port
 from gateway.redis_client import reset_redis
 from gateway.rooms import StoreUnavailable
 from localgw.kafka_event import build_kafka_event
@@ -249,6 +249,23 @@ def test_server_error_for_one_recipient_is_logged_and_the_rest_delivered(
     assert stub.attempts["c-2"] == 1
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("c-2" in text and "500" in text for text in warnings)
+
+
+def test_unreachable_endpoint_counts_every_send_failed_and_returns(
+    gateway_env: Callable[[str, int], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on the port: each send fails at connect, none stops the others.
+    gateway_env(f"http://127.0.0.1:{free_port()}/dev", 4)
+    for connection_id in ("c-1", "c-2", "c-3"):
+        _connect_and_join(connection_id, "p-1")
+
+    counts = ws_broadcast.handler(_ticket_event("p-1"), None)
+
+    assert counts == {"records": 1, "delivered": 0, "pruned": 0, "skipped": 0, "failed": 3}
+    failures = [
+        r for r in caplog.records if "failed" in r.getMessage() and r.levelname == "WARNING"
+    ]
+    assert len(failures) == 3
 
 
 def test_fanout_runs_concurrently_within_the_configured_bound(

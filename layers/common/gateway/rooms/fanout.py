@@ -157,6 +157,11 @@ class Broadcaster:
             except BotoCoreError as exc:
                 logger.warning("send to connection %s failed: %s", connection_id, exc)
                 return _Outcome.FAILED, attempt - 1
+            except Exception:
+                # Not an error botocore knows: a bug, not the network. One recipient's failure
+                # still must not stop the others, so it is logged with its traceback and counted.
+                logger.exception("send to connection %s failed unexpectedly", connection_id)
+                return _Outcome.FAILED, attempt - 1
             return _Outcome.DELIVERED, attempt - 1
 
     def _backoff(self, attempt: int) -> float:
