@@ -14,7 +14,9 @@ import threading
 from typing import Any
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from gateway.config import env_bool, env_float, env_str
 
@@ -32,6 +34,10 @@ def _create(url: str, cluster: bool, timeout: float) -> RedisLike:
         "socket_connect_timeout": timeout,
         "decode_responses": False,
         "health_check_interval": 30,
+        # redis-py retries by default (RedisCluster: 10 times with backoff, plus 0.25 s sleeps on
+        # CLUSTERDOWN), which turns an outage into seconds of waiting per request. No retries:
+        # each caller's failure policy decides within the socket timeout.
+        "retry": Retry(NoBackoff(), 0),
     }
     if cluster:
         return RedisCluster.from_url(url, **options)
