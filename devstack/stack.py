@@ -23,10 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.board.server import BoardServer
 from devstack.services import LOOPBACK, Service, free_port, start_kafka, start_redis, wait_for_port
 from localgw.app import Emulator
 from localgw.runtime import OutputSink, load_env_vars
 from localgw.template import load_template
+from localgw.websocket import WebSocketSettings
+from localgw.websocket_stack import RealtimeSettings, RealtimeStack
 
 __all__ = ["DevStack", "StackSettings"]
 
@@ -44,6 +47,8 @@ class StackSettings:
     http_port: int = 3000
     template: Path = ROOT / "template.yaml"
     frontend_origin: str = "http://127.0.0.1:5173"
+    ws_port: int = 3001
+    board_port: int | None = 5173  # the board page; 0 for a free port (then the origin follows)
     redis_url: str | None = None
     kafka_bootstrap: str | None = None
     env_vars: Path | None = None
@@ -91,6 +96,8 @@ class DevStack:
         self.kafka: Service | None = None
         self.demo: DemoServices | None = None
         self.emulator: Emulator | None = None
+        self.realtime: RealtimeStack | None = None
+        self.board: BoardServer | None = None
         self.redis_url = ""
         self.kafka_bootstrap = ""
         self._logs: tempfile.TemporaryDirectory[str] | None = None
@@ -183,9 +190,17 @@ class DevStack:
 
     def build_emulator(self) -> Emulator:
         model = load_template(self.settings.template, overrides=self.parameter_overrides())
+        # Before the runtime exists: it rewrites WS_MANAGEMENT_ENDPOINT to the local @connections.
+        self.realtime = RealtimeStack(
+            model,
+            RealtimeSettings(
+                websocket=WebSocketSettings(host=self.settings.host, port=self.settings.ws_port),
+                kafka_bootstrap_servers=self.kafka_bootstrap,
+            ),
+        )
         overrides = load_env_vars(self.settings.env_vars)
         overrides["Parameters"] = {**self.local_environment(), **overrides.get("Parameters", {})}
-        return Emulator(
+        emulator = Emulator(
             model,
             host=self.settings.host,
             port=self.settings.http_port,
@@ -195,20 +210,29 @@ class DevStack:
             watch_interval=self.settings.watch_interval,
             output=self.settings.output,
         )
+        emulator.add_service(self.realtime)
+        return emulator
 
     # --- life cycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         try:
             await asyncio.to_thread(self.start_backing_services)
+            self.board = self._bind_board()
             self.emulator = self.build_emulator()
             await self.emulator.start()
+            if self.board is not None:
+                self.board.configure(api_url=self.emulator.http_url, ws_url=self.ws_url)
+                self.board.start()
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
         """Stop what :meth:`start` started, newest first; a failure to stop one spares the rest."""
+        if self.board is not None:
+            await asyncio.to_thread(self.board.stop)
+            self.board = None
         if self.emulator is not None:
             with contextlib.suppress(Exception):
                 await self.emulator.close()
@@ -224,6 +248,31 @@ class DevStack:
             self._logs.cleanup()
             self._logs = None
 
+    def _bind_board(self) -> BoardServer | None:
+        """Bind the board page's port first: with port 0, its origin is the CORS origin."""
+        if self.settings.board_port is None:
+            return None
+        board = BoardServer(self.settings.host, self.settings.board_port)
+        if self.settings.board_port == 0:
+            self.settings.frontend_origin = board.url
+        return board
+
+    @property
+    def ws_url(self) -> str:
+        """The WebSocket API's URL with its stage, as a browser connects to it."""
+        assert self.realtime is not None
+        assert self.realtime.servers
+        server = self.realtime.servers[0]
+        return f"{server.url}/{server.api.stage}"
+
+    def _realtime_urls(self) -> list[str]:
+        lines = []
+        if self.realtime is not None and self.realtime.servers:
+            lines.append(f"  WebSocket API       {self.ws_url}")
+        if self.board is not None:
+            lines.append(f"  board page          {self.board.url}")
+        return lines
+
     def summary(self) -> str:
         """The URLs and the route table, as ``make run`` prints them."""
         from localgw.cli import format_route_table
@@ -234,6 +283,7 @@ class DevStack:
         lines = [
             "SyncroBoard dev stack",
             f"  HTTP API            {self.emulator.http_url}",
+            *self._realtime_urls(),
             f"  demo Auth           {self.demo.auth_url}",
             f"  demo Tickets        {self.demo.tickets_url}",
             f"  demo Assignments    {self.demo.assignments_url}",
@@ -243,6 +293,8 @@ class DevStack:
             f"  service logs        {self.log_dir}",
             "",
             format_route_table(self.emulator.route_table()),
+            "",
+            *(self.realtime.describe() if self.realtime else []),
             "",
             "Ctrl-C stops everything listed as started here.",
         ]

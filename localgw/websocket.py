@@ -216,6 +216,8 @@ class WebSocketServer:
                 task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
+        elif self._socket is not None:
+            self._socket.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()

@@ -84,6 +84,10 @@ class RealtimeStack:
                 len(mappings),
             )
             return
+        # kafka-python narrates every connection at INFO; unless told otherwise, keep it to problems.
+        library_log = logging.getLogger("kafka")
+        if library_log.level == logging.NOTSET:
+            library_log.setLevel(logging.WARNING)
         loop = asyncio.get_running_loop()
         for mapping in mappings:
             runner = MappingRunner(

@@ -67,6 +67,8 @@ class Stack:
 def stack(redis_service: Any, kafka_bootstrap: str) -> Iterator[Stack]:
     settings = StackSettings(
         http_port=0,
+        ws_port=0,
+        board_port=None,
         redis_url=f"redis://{redis_service.address}/5",
         kafka_bootstrap=kafka_bootstrap,
         watch_interval=None,

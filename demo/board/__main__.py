@@ -1,0 +1,5 @@
+import sys
+
+from demo.board.server import main
+
+sys.exit(main())
