@@ -84,7 +84,7 @@ class RealtimeStack:
                 len(mappings),
             )
             return
-        # kafka-python narrates every connection at INFO; unless told otherwise, keep it to problems.
+        # kafka-python narrates every connection at INFO; unless told otherwise, keep to problems.
         library_log = logging.getLogger("kafka")
         if library_log.level == logging.NOTSET:
             library_log.setLevel(logging.WARNING)
