@@ -107,6 +107,18 @@ class RoomStore:
         The record is written first: if the second step fails, ``$disconnect`` still finds the
         room to leave. ``EXPIRE ... NX`` gives a record that ``$connect`` never wrote (Redis
         flushed, or the record expired early) the same two-hour bound, without extending one.
+
+        A ``subscribe`` and the ``$disconnect`` of the same connection may run at once in two
+        Lambda instances::
+
+            subscribe (instance A)           $disconnect (instance B)
+                                             HGETALL record -> no rooms yet
+            HSET record room:p-1, SADD room
+                                             DEL record
+            -> room p-1 keeps a dead member, its record is gone
+
+        Nothing locks against this, since record and room live in different cluster slots. The dead
+        member costs one 410 on the next broadcast to p-1, which prunes it; or the room expires.
         """
         conn_key = self.connection_key(connection_id)
         room_key = self.room_key(project_id)
