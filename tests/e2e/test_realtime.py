@@ -6,82 +6,23 @@ sockets subscribed to that project, and to no other."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-import urllib.error
-import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import ClientConnection
 
-from devstack.stack import DevStack, StackSettings
+from tests.e2e.realtime_stack import Stack, running_stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
-class Stack:
-    def __init__(self, dev: DevStack) -> None:
-        self.dev = dev
-
-    def call(self, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
-        assert self.dev.emulator is not None
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.dev.emulator.http_url + path, data, method=method)
-        request.add_header("content-type", "application/json")
-        if token:
-            request.add_header("authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as error:
-            with error:
-                return error.code, json.loads(error.read() or b"null")
-
-    def login(self, username: str) -> str:
-        status, body = self.call(
-            "POST", "/auth/login", {"username": username, "password": f"{username}-password"}
-        )
-        assert status == 200, body
-        return str(body["accessToken"])
-
-    def socket(self, token: str | None) -> ClientConnection:
-        query = f"?token={token}" if token is not None else ""
-        return connect(f"{self.dev.ws_url}{query}", open_timeout=30)
-
-
 @pytest.fixture(scope="module")
 def stack(redis_service: Any, kafka_bootstrap: str) -> Iterator[Stack]:
-    settings = StackSettings(
-        http_port=0,
-        ws_port=0,
-        board_port=None,
-        redis_url=f"redis://{redis_service.address}/6",
-        kafka_bootstrap=kafka_bootstrap,
-        # A group of its own: starting at LATEST, it sees only this module's changes.
-        parameter_overrides={"KafkaConsumerGroupId": f"e2e-realtime-{uuid.uuid4().hex[:8]}"},
-        watch_interval=None,
-        output=lambda name, line: None,
-    )
-    dev = DevStack(settings)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(dev.start(), loop).result(120)
-        assert dev.realtime is not None
-        (mapping,) = dev.realtime.mappings
-        assert mapping.wait_assigned(60), "the broadcast mapping never joined its group"
-        yield Stack(dev)
-    finally:
-        asyncio.run_coroutine_threadsafe(dev.close(), loop).result(120)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with running_stack(f"redis://{redis_service.address}/6", kafka_bootstrap) as running:
+        yield running
 
 
 def subscribe(ws: ClientConnection, project_id: str) -> dict[str, Any]:

@@ -1,0 +1,123 @@
+"""The live board page in headless Chromium (Debian's ``chromium``, driven by Playwright; no browser
+is downloaded), against the whole dev stack: log in, see the board, and watch cards move when a
+ticket changes, whether the test PATCHes it or another browser does."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.realtime_stack import Stack, running_stack
+
+pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.slow]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def stack(redis_service: Any, kafka_bootstrap: str) -> Iterator[Stack]:
+    with running_stack(f"redis://{redis_service.address}/7", kafka_bootstrap, board=True) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not shutil.which("chromium"):
+        pytest.fail("chromium is not installed: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+def card(status: str, ticket_id: str) -> str:
+    return f'.column[data-status="{status}"] .card[data-ticket-id="{ticket_id}"]'
+
+
+def logged_in_page(browser: Any, stack: Stack, username: str) -> Any:
+    """A fresh browser context on the board page, logged in, its socket live."""
+    page = browser.new_context().new_page()
+    page.goto(stack.board_url)
+    page.select_option("#username", username)
+    page.fill("#password", f"{username}-password")
+    page.click("#login button[type=submit]")
+    page.wait_for_selector('#live[data-state="live"]', timeout=WAIT_MS)
+    return page
+
+
+def test_board_page_logs_in_and_shows_the_project_board_by_status(
+    browser: Any, stack: Stack
+) -> None:
+    page = logged_in_page(browser, stack, "alice")
+
+    columns = page.eval_on_selector_all(".column", "cs => cs.map(c => c.dataset.status)")
+    done = page.eval_on_selector_all(
+        '.column[data-status="done"] .card', "cs => cs.map(c => c.dataset.ticketId)"
+    )
+    assert columns == ["todo", "in-progress", "done"]
+    assert "t-1" in done
+    assert page.inner_text("#who") == "signed in as alice"
+    page.context.close()
+
+
+def test_board_page_moves_the_card_when_a_patch_changes_the_ticket(
+    browser: Any, stack: Stack
+) -> None:
+    page = logged_in_page(browser, stack, "alice")
+    page.wait_for_selector(card("in-progress", "t-2"), timeout=WAIT_MS)
+
+    status, _ = stack.call("PATCH", "/tickets/t-2", {"status": "done"}, token=stack.login("alice"))
+
+    assert status == 200
+    page.wait_for_selector(card("done", "t-2"), timeout=WAIT_MS)
+    assert page.query_selector(card("in-progress", "t-2")) is None
+    page.context.close()
+
+
+def test_board_page_sees_a_change_made_in_another_browser(browser: Any, stack: Stack) -> None:
+    watcher = logged_in_page(browser, stack, "alice")
+    mover = logged_in_page(browser, stack, "alice")
+    mover.wait_for_selector(card("todo", "t-3"), timeout=WAIT_MS)
+
+    mover.select_option(f"{card('todo', 't-3')} select", "in-progress")
+
+    watcher.wait_for_selector(card("in-progress", "t-3"), timeout=WAIT_MS)
+    mover.wait_for_selector(card("in-progress", "t-3"), timeout=WAIT_MS)
+    watcher.context.close()
+    mover.context.close()
+
+
+def test_board_page_shows_when_the_board_is_degraded(browser: Any, stack: Stack) -> None:
+    assert stack.dev.demo is not None
+    assignments = stack.dev.demo.assignments_url
+    status, _ = stack.call("POST", "/_admin/mode", {"mode": "fail"}, base=assignments)
+    assert status == 200
+    try:
+        page = logged_in_page(browser, stack, "alice")
+        page.wait_for_selector("#degraded:not([hidden])", timeout=WAIT_MS)
+        banner = page.inner_text("#degraded")
+        tickets = page.eval_on_selector_all(".card", "cs => cs.length")
+    finally:
+        stack.call("POST", "/_admin/mode", {"mode": "ok"}, base=assignments)
+
+    assert "assignments" in banner
+    assert tickets >= 3
+    page.context.close()
