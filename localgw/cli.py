@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from localgw.app import Emulator, EmulatorError
-from localgw.runtime import RuntimeError_
-from localgw.template import TemplateError, parse_parameter_overrides
+from localgw.runtime import RuntimeError_, load_env_vars
+from localgw.template import TemplateError, load_template, parse_parameter_overrides
+from localgw.websocket import WebSocketSettings
+from localgw.websocket_stack import RealtimeSettings, RealtimeStack
 
 __all__ = ["build_parser", "format_route_table", "main"]
 
@@ -20,7 +23,8 @@ __all__ = ["build_parser", "format_route_table", "main"]
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m localgw",
-        description="Serve a SAM template's HTTP API on this machine, without Docker.",
+        description="Serve a SAM template's HTTP API, WebSocket APIs and Kafka event source "
+        "mappings on this machine, without Docker.",
     )
     parser.add_argument("--template", "-t", default="template.yaml", help="the SAM template")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -39,6 +43,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--prewarm", type=int, default=1, help="workers started per function")
     parser.add_argument("--no-reload", action="store_true", help="do not watch code for changes")
     parser.add_argument("--log-level", default="INFO", help="the emulator's own log level")
+    parser.add_argument(
+        "--ws-port", type=int, default=3001, help="WebSocket API and @connections port (0: free)"
+    )
+    parser.add_argument(
+        "--ws-idle-timeout", type=float, default=600.0, help="seconds before an idle socket closes"
+    )
+    parser.add_argument(
+        "--ws-max-duration", type=float, default=7200.0, help="seconds a socket may stay open"
+    )
+    parser.add_argument(
+        "--kafka-bootstrap-servers",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+        help="broker for the Kafka event source mappings (default: KAFKA_BOOTSTRAP_SERVERS; "
+        "none: the mappings do not run)",
+    )
     return parser
 
 
@@ -52,13 +71,29 @@ def format_route_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
 
 
 def build_emulator(args: argparse.Namespace) -> Emulator:
-    return Emulator.from_template(
+    model = load_template(
         args.template,
         config_env=args.config_env,
         config_file=args.config_file,
-        parameter_overrides=parse_parameter_overrides(args.parameter_overrides),
-        env_vars=args.env_vars,
+        overrides=parse_parameter_overrides(args.parameter_overrides),
         region=args.region,
+    )
+    # Made before the emulator's runtime: it points the functions at the local @connections.
+    realtime = RealtimeStack(
+        model,
+        RealtimeSettings(
+            websocket=WebSocketSettings(
+                host=args.host,
+                port=args.ws_port,
+                idle_timeout=args.ws_idle_timeout,
+                max_duration=args.ws_max_duration,
+            ),
+            kafka_bootstrap_servers=args.kafka_bootstrap_servers,
+        ),
+    )
+    emulator = Emulator(
+        model,
+        env_overrides=load_env_vars(args.env_vars),
         host=args.host,
         port=args.port,
         api=args.api,
@@ -66,6 +101,8 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         prewarm=args.prewarm,
         watch_interval=None if args.no_reload else 0.5,
     )
+    emulator.add_service(realtime)
+    return emulator
 
 
 async def run(emulator: Emulator) -> None:
@@ -79,6 +116,9 @@ async def run(emulator: Emulator) -> None:
         print(format_route_table(emulator.route_table()), flush=True)
         if emulator.http is not None:
             print(f"\nHTTP API: {emulator.http_url}", flush=True)
+        for service in emulator.services:
+            if isinstance(service, RealtimeStack):
+                print("\n" + "\n".join(service.describe()), flush=True)
         await stop.wait()
     finally:
         await emulator.close()
