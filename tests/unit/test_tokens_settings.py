@@ -355,6 +355,25 @@ def test_source_keeps_last_good_settings_when_refresh_fails(extension: FakeExten
     assert len(extension.requests) == 2
 
 
+def test_source_without_good_settings_waits_before_asking_again(extension: FakeExtension) -> None:
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jwt"
+    extension.secrets[arn] = json.dumps(SECRET_JSON)
+    extension.status = 500
+    clock = Clock()
+    source = SettingsSource(secret_arn=arn, clock=clock)
+
+    for now in (0, 1, 9):
+        clock.now = now
+        with pytest.raises(SettingsError):
+            source.get()
+    assert len(extension.requests) == 1
+
+    extension.status = 200
+    clock.now = 10
+    assert source.get().issuer == ISSUER
+    assert len(extension.requests) == 2
+
+
 def test_source_rejects_unreadable_cache_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("JWT_SETTINGS_CACHE_SECONDS", "soon")
 

@@ -251,7 +251,8 @@ def _boto_client(service: str) -> Any:
         import boto3
         from botocore.config import Config
 
-        config = Config(connect_timeout=2, read_timeout=3, retries={"max_attempts": 2})
+        # Short enough that two attempts fit in the authorizer's 5 s timeout.
+        config = Config(connect_timeout=1, read_timeout=1.5, retries={"total_max_attempts": 2})
         client = boto3.client(service, config=config)  # type: ignore[call-overload]
         _boto_clients[service] = client
     return client
@@ -301,6 +302,7 @@ class SettingsSource:
         self._lock = threading.Lock()
         self._settings: TokenSettings | None = None
         self._fresh_until = 0.0
+        self._failure: SettingsError | None = None
 
     @property
     def origin(self) -> str:
@@ -314,7 +316,8 @@ class SettingsSource:
     def get(self) -> TokenSettings:
         """The current settings: cached, refreshed after ``cache_seconds``.
 
-        Raises :class:`SettingsError` only when no good settings were ever read.
+        Raises :class:`SettingsError` only when no good settings were ever read; after such a
+        failure, the next read is attempted 10 s later, and requests in between fail at once.
         """
         settings = self._settings
         if settings is not None and self._clock() < self._fresh_until:
@@ -322,13 +325,18 @@ class SettingsSource:
         with self._lock:
             if self._settings is not None and self._clock() < self._fresh_until:
                 return self._settings
+            if self._failure is not None and self._clock() < self._fresh_until:
+                # Every request of an outage must not wait on Secrets Manager in turn.
+                raise SettingsError(f"{self._failure} (retrying shortly)") from self._failure
             return self._refresh()
 
     def _refresh(self) -> TokenSettings:
         try:
             settings = self._load()
-        except SettingsError:
+        except SettingsError as exc:
             if self._settings is None:
+                self._failure = exc
+                self._fresh_until = self._clock() + _RETRY_AFTER_FAILURE_SECONDS
                 raise
             logger.warning(
                 "JWT settings refresh from %s failed; keeping the last good settings",
@@ -340,6 +348,7 @@ class SettingsSource:
             )
             return self._settings
         self._settings = settings
+        self._failure = None
         # The environment does not change under a running function: read it once.
         ttl = math.inf if self.origin == "environment" else self.cache_seconds
         self._fresh_until = self._clock() + ttl
