@@ -388,6 +388,7 @@ def test_websocket_routes_all_integrate_with_the_connect_function(stack: Stack) 
         integration_id = route["Target"].removeprefix("integrations/").strip("${}")
         integration = integrations[integration_id]
         assert integration["IntegrationType"] == "AWS_PROXY"
+        assert integration["IntegrationMethod"] == "POST"
         assert _invoked_function(integration["IntegrationUri"]) == "WsConnectFunction"
 
 
