@@ -381,10 +381,11 @@ def select_route(
         if not isinstance(value, dict) or part not in value:
             return "$default"
         value = value[part]
-    if isinstance(value, str | int | float | bool) and str(value) in route_keys:
-        chosen = str(value).lower() if isinstance(value, bool) else str(value)
-        if chosen not in {"$connect", "$disconnect"}:
-            return chosen
+    if not isinstance(value, str | int | float | bool):
+        return "$default"
+    chosen = json.dumps(value) if isinstance(value, bool) else str(value)
+    if chosen in route_keys and chosen not in {"$connect", "$disconnect"}:
+        return chosen
     return "$default"
 
 
