@@ -149,6 +149,7 @@ class Proxy:
         # An open circuit is known without I/O: turn the request away before the limiter's trip.
         cooling = self.breaker.open_for()
         if cooling:
+            logger.info("upstream spared: circuit open", extra={"status": 503})
             return _unavailable(cooling)
 
         decision = self.limiter.hit(
@@ -180,7 +181,7 @@ class Proxy:
         try:
             permit = self.breaker.acquire()
         except CircuitOpen as exc:
-            logger.warning("upstream spared: %s", exc, extra={"status": 503})
+            logger.info("upstream spared: %s", exc, extra={"status": 503})
             return _unavailable(exc.retry_after)
 
         headers = forward_request_headers(

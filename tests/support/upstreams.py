@@ -65,6 +65,9 @@ Behaviour = Callable[["_Handler", Recorded], None]
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in two writes; without TCP_NODELAY the second waits for the
+    # client's delayed ACK (40 ms on Linux).
+    disable_nagle_algorithm = True
     server: _Server
 
     def _serve(self) -> None:
