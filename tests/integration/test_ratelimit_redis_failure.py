@@ -19,6 +19,9 @@ from gateway.redis_client import reset_redis
 
 KEY = limit_key("tickets", "user:u-1")
 POLICY = Policy("tickets", 100, 60)
+BOTH_POLICIES = pytest.mark.parametrize(
+    ("failure_policy", "allowed"), [("open", True), ("closed", False)]
+)
 
 
 @pytest.fixture
@@ -46,7 +49,7 @@ def hits(limiter: RateLimiter, count: int) -> list[Decision]:
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("open", True), ("closed", False)])
+@BOTH_POLICIES
 def test_redis_killed_mid_test_decisions_follow_the_failure_policy(
     function_env: Callable[[str], tuple[Service, RateLimiter]], failure_policy: str, allowed: bool
 ):
@@ -68,7 +71,7 @@ def test_redis_killed_mid_test_decisions_follow_the_failure_policy(
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("open", True), ("closed", False)])
+@BOTH_POLICIES
 def test_redis_frozen_mid_test_decisions_arrive_after_the_socket_timeout(
     function_env: Callable[[str], tuple[Service, RateLimiter]], failure_policy: str, allowed: bool
 ):
@@ -106,7 +109,7 @@ def test_redis_restarted_mid_test_decisions_come_from_redis_again(
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize(("failure_policy", "allowed"), [("open", True), ("closed", False)])
+@BOTH_POLICIES
 def test_login_guard_with_redis_killed_mid_test_follows_the_failure_policy(
     function_env: Callable[[str], tuple[Service, RateLimiter]], failure_policy: str, allowed: bool
 ):

@@ -12,7 +12,7 @@ import redis
 from devstack.services import Service, free_port
 from gateway.observability import get_metrics
 from gateway.ratelimit import Policy, RateLimiter, limit_key
-from gateway.ratelimit.scripts import ACQUIRE
+from gateway.ratelimit.scripts import ACQUIRE, HIT
 
 KEY = limit_key("tickets", "user:u-1")
 # Long periods: no unit comes back while a test runs, so the figures below are exact.
@@ -143,7 +143,7 @@ def test_hit_loads_the_script_again_after_redis_forgot_it(limiter: RateLimiter, 
     again = limiter.hit(KEY, THREE_PER_MINUTE)
 
     assert (again.allowed, again.degraded, again.remaining) == (True, False, 1)
-    assert raw.script_exists(hashlib.sha1(ACQUIRE.encode()).hexdigest()) == [True]
+    assert raw.script_exists(hashlib.sha1(HIT.encode()).hexdigest()) == [True]
 
 
 def test_hit_runs_the_script_by_sha_not_by_source(limiter: RateLimiter, raw: redis.Redis):

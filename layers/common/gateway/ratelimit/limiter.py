@@ -13,6 +13,7 @@ Environment variables read (by :meth:`RateLimiter.from_env`; the Redis client it
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import threading
@@ -22,15 +23,14 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
-from redis.commands.core import Script
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import NoScriptError, RedisClusterException, RedisError
 
 from gateway.config import env_float, env_str
 from gateway.observability import get_metrics
 from gateway.ratelimit.decision import Decision
 from gateway.ratelimit.errors import LimiterUnavailable, PolicyError
 from gateway.ratelimit.policy import Policy
-from gateway.ratelimit.scripts import ACQUIRE, SETTLE
+from gateway.ratelimit.scripts import ACQUIRE, HIT, SETTLE
 from gateway.redis_client import RedisLike, get_redis
 
 __all__ = [
@@ -138,7 +138,6 @@ class RateLimiter:
         self.prefix = prefix
         self.backoff_seconds = backoff_seconds
         self._client = client
-        self._scripts: tuple[Script, Script] | None = None
         self._lock = threading.Lock()
         self._failed_until = 0.0
         self._failing = False
@@ -163,14 +162,14 @@ class RateLimiter:
             raise PolicyError(f"cost must be an integer from 0 to the limit {policy.limit}")
 
         try:
-            admitted, outcomes = self.acquire([Bucket(self.prefix + key, policy, cost)])
+            reply = int(self._run(_HIT, [self.prefix + key], policy.script_args(cost)))
         except LimiterUnavailable:
             return self.degraded(policy, self.failure_policy)
 
-        decision = to_decision(outcomes[0])
-        if not admitted:
+        if reply < 0:
             count(METRIC_LIMITED)
-        return decision
+            return decide(policy, False, -1 - reply, cost)
+        return decide(policy, True, reply, cost)
 
     def acquire(
         self, buckets: Sequence[Bucket], trust_key: str | None = None
@@ -192,7 +191,7 @@ class RateLimiter:
         if trust_key is not None:
             keys.append(trust_key)
 
-        reply = cast(list[int], self._run(0, keys, args))
+        reply = cast(list[int], self._run(_ACQUIRE, keys, args))
         outcomes = [
             Outcome(bucket, int(reply[1 + 2 * i]), int(reply[2 + 2 * i]))
             for i, bucket in enumerate(buckets)
@@ -218,7 +217,7 @@ class RateLimiter:
                 bucket.cost,
                 1 if bucket.skip_when_trusted else 0,
             ]
-        return bool(self._run(1, keys, args))
+        return bool(self._run(_SETTLE, keys, args))
 
     def degraded(self, policy: Policy, failure_policy: FailurePolicy) -> Decision:
         """The decision when Redis cannot be asked, counted as ``RateLimitDegraded``.
@@ -233,14 +232,14 @@ class RateLimiter:
         wait = policy.interval_us / 1_000_000
         return Decision(False, policy.limit, 0, wait, wait, policy, degraded=True)
 
-    def _run(self, which: int, keys: list[str], args: list[str | int]) -> Any:
-        if self.backoff_seconds and time.monotonic() < self._failed_until:
+    def _run(self, script: _Script, keys: list[str], args: Sequence[str | int | bytes]) -> Any:
+        if self._failed_until and time.monotonic() < self._failed_until:
             logger.debug("rate limiter: Redis failed recently, deciding by the failure policy")
             raise LimiterUnavailable("Redis failed recently; not asked again yet")
 
         try:
-            scripts = self._scripts or self._register()
-            reply = scripts[which](keys=keys, args=args, client=self._client)
+            client = self._client or self._resolve_client()
+            reply = script.run(client, keys, args)
         except _REDIS_TROUBLE as exc:
             self._failing = True
             self._failed_until = time.monotonic() + self.backoff_seconds
@@ -255,19 +254,42 @@ class RateLimiter:
 
         if self._failing:
             self._failing = False
+            self._failed_until = 0.0
             logger.info("rate limiter: Redis answers again")
         return reply
 
-    def _register(self) -> tuple[Script, Script]:
+    def _resolve_client(self) -> RedisLike:
         # get_redis builds a cluster client by asking the cluster for its slots, which fails
         # when the cluster is down: it runs here, inside the caller's failure handling.
         with self._lock:
-            if self._scripts is None:
-                if self._client is None:
-                    self._client = get_redis()
-                client = self._client
-                self._scripts = (client.register_script(ACQUIRE), client.register_script(SETTLE))
-            return self._scripts
+            if self._client is None:
+                self._client = get_redis()
+            return self._client
+
+
+class _Script:
+    """A Lua script run by its SHA1 (EVALSHA), loaded again when Redis answers NOSCRIPT.
+
+    Redis forgets scripts on restart, on failover to a replica that never saw SCRIPT LOAD, and
+    on SCRIPT FLUSH; the first call after that pays one SCRIPT LOAD (sent to every primary of a
+    cluster) and one retry.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.sha = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()
+
+    def run(self, client: RedisLike, keys: list[str], args: Sequence[str | int | bytes]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.text)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+_HIT = _Script(HIT)
+_ACQUIRE = _Script(ACQUIRE)
+_SETTLE = _Script(SETTLE)
 
 
 def check_failure_policy(value: str) -> FailurePolicy:
@@ -289,16 +311,18 @@ def failure_policy_from_env(variable: str, default: FailurePolicy) -> FailurePol
 
 
 def to_decision(outcome: Outcome) -> Decision:
-    """Turn the script's figures for one bucket into a :class:`Decision`."""
-    policy = outcome.bucket.policy
+    """Turn the acquire script's figures for one bucket into a :class:`Decision`."""
+    return decide(outcome.bucket.policy, outcome.state != 0, outcome.owed_us, outcome.bucket.cost)
+
+
+def decide(policy: Policy, allowed: bool, owed: int, cost: int) -> Decision:
+    """The decision for a bucket that the script says owes ``owed`` microseconds."""
     interval = policy.interval_us
-    owed = outcome.owed_us
-    remaining = min(policy.limit, max(0, (interval * policy.limit - owed) // interval))
+    remaining = min(policy.limit, max(0, (policy.tolerance_us - owed) // interval))
 
     # The draft's t: how long until ``remaining`` grows by one unit.
     reset = owed - (policy.limit - remaining - 1) * interval if remaining < policy.limit else 0
-    allowed = outcome.state != 0
-    retry = 0 if allowed else owed + interval * outcome.bucket.cost - interval * policy.limit
+    retry = 0 if allowed else owed + interval * cost - policy.tolerance_us
     return Decision(
         allowed=allowed,
         limit=policy.limit,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from gateway.config import env_str
 from gateway.ratelimit.errors import PolicyError
@@ -98,7 +99,7 @@ class Policy:
         except PolicyError as exc:
             raise PolicyError(f"{variable}: {exc}") from exc
 
-    @property
+    @cached_property
     def interval_us(self) -> int:
         """Microseconds for one unit to come back (GCRA's emission interval), rounded up.
 
@@ -106,6 +107,15 @@ class Policy:
         extra request; the cost is a period longer by at most ``limit`` microseconds.
         """
         return math.ceil(self.period_seconds * 1_000_000 / self.limit)
+
+    def script_args(self, cost: int) -> tuple[int, int]:
+        """The single-bucket script's arguments for a request costing ``cost``."""
+        return self.interval_us * cost, self.tolerance_us
+
+    @cached_property
+    def tolerance_us(self) -> int:
+        """How far ahead of now a bucket's TAT may run: ``limit`` intervals (the burst)."""
+        return self.interval_us * self.limit
 
     @property
     def window_seconds(self) -> int:

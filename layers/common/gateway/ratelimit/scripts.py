@@ -1,4 +1,4 @@
-"""The two Lua scripts the limiter runs, each one atomic Redis operation (EVALSHA).
+"""The Lua scripts the limiter runs, each call one atomic Redis operation (EVALSHA).
 
 Both read the clock with ``TIME`` on the Redis server, so Lambda instances whose clocks disagree
 still agree on every bucket. A script that calls ``TIME`` and then writes needs effects
@@ -13,7 +13,32 @@ Times are integer microseconds: the emission interval is rounded up to a whole m
 
 from __future__ import annotations
 
-__all__ = ["ACQUIRE", "SETTLE"]
+__all__ = ["ACQUIRE", "HIT", "SETTLE"]
+
+# GCRA over one bucket: what every proxied request runs, so it does no more than it must, and
+# answers one integer rather than an array.
+#
+# KEYS[1]  the bucket, holding its theoretical arrival time (TAT) in microseconds
+# ARGV     step_us (interval_us * cost), tolerance_us (interval_us * limit)
+# Reply    owed >= 0 when admitted, -1 - owed when denied; owed is TAT minus now after the
+#          request (admitted) or before it (denied)
+HIT = """
+local clock = redis.call('TIME')
+local now = clock[1] * 1000000 + clock[2]
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then
+  tat = now
+end
+local new_tat = tat + ARGV[1]
+if new_tat - now > tonumber(ARGV[2]) then
+  return -1 - (tat - now)
+end
+if new_tat > now then
+  local ttl = math.ceil((new_tat - now) / 1000)
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
+end
+return new_tat - now
+"""
 
 # GCRA over one or more buckets, all or nothing: the request is admitted only if every bucket
 # admits it, and only then does any bucket's theoretical arrival time (TAT) move.
