@@ -98,7 +98,11 @@ def _http_token(event: dict[str, Any]) -> str:
     headers = event.get("headers")
     if not isinstance(headers, dict):
         raise MissingTokenError("the event has no headers")
-    values = [value for name, value in headers.items() if name.lower() == "authorization"]
+    values = [
+        value
+        for name, value in headers.items()
+        if isinstance(name, str) and name.lower() == "authorization"
+    ]
     if len(values) > 1:
         raise CredentialsError("several Authorization headers")
     value = values[0] if values else None
