@@ -182,6 +182,16 @@ def test_http_event_with_two_authorization_headers_in_different_case_is_denied(
     assert authorizer.handler(event, None) == {"isAuthorized": False}
 
 
+def test_http_event_with_header_name_that_is_not_a_string_still_finds_the_token(
+    configure: Configure,
+) -> None:
+    configure()
+    event = http_event(f"Bearer {make_token('test-shared-secret-of-at-least-32-bytes!')}")
+    event["headers"][7] = "odd"
+
+    assert authorizer.handler(event, None)["isAuthorized"] is True
+
+
 def test_denial_logs_one_line_with_request_ids_and_never_the_token(
     jwks: JwksServer, configure: Configure
 ) -> None:
