@@ -1,8 +1,7 @@
 """(b) A rate-limit decision against a redis-py PING on the same connection, in the same run.
 
-Both go to one ``redis-server`` of this run's own on loopback, over one client with one
-connection (built as ``gateway.redis_client`` builds it), so the difference is the limiter's own
-work: building the arguments, one EVALSHA with the GCRA script, reading the reply. PING is the
+Both go to one ``redis-server`` of this run's own on loopback, over one redis-py client holding
+one connection, so the difference is the limiter's own work: building the arguments, one EVALSHA with the GCRA script, reading the reply. PING is the
 cheapest round trip Redis has; the goal is a decision at most 2x a PING at the median, which holds
 only if a decision is one round trip.
 
