@@ -15,7 +15,7 @@ from pathlib import Path
 
 from devstack.services import ServiceError
 from devstack.stack import DevStack, StackSettings
-from localgw.app import EmulatorError
+from localgw.app import EmulatorError, loop_factory
 from localgw.runtime import RuntimeError_
 from localgw.template import TemplateError, parse_parameter_overrides
 
@@ -23,7 +23,11 @@ from localgw.template import TemplateError, parse_parameter_overrides
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address of the HTTP API")
-    parser.add_argument("--port", type=int, default=3000, help="HTTP API port")
+    parser.add_argument("--port", type=int, default=3000, help="HTTP API port (0: a free one)")
+    parser.add_argument("--ws-port", type=int, default=3001, help="WebSocket API port (0: free)")
+    parser.add_argument(
+        "--board-port", type=int, default=5173, help="board page port (0: free; -1: no page)"
+    )
     parser.add_argument("--template", type=Path, default=StackSettings.template)
     parser.add_argument("--env-vars", type=Path, help="extra environment, as sam local's JSON")
     parser.add_argument("--parameter-overrides", default="", help='"Key=Value ..." on top')
@@ -53,12 +57,14 @@ def main(argv: list[str]) -> int:
     settings = StackSettings.from_environment(
         host=args.host,
         http_port=args.port,
+        ws_port=args.ws_port,
+        board_port=None if args.board_port < 0 else args.board_port,
         template=args.template,
         env_vars=args.env_vars,
         parameter_overrides=parse_parameter_overrides(args.parameter_overrides),
     )
     try:
-        asyncio.run(_run(DevStack(settings)))
+        asyncio.run(_run(DevStack(settings)), loop_factory=loop_factory())
     except (TemplateError, EmulatorError, RuntimeError_, ServiceError) as exc:
         print(f"devstack: {exc}", file=sys.stderr)
         return 2

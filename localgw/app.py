@@ -16,8 +16,10 @@ they reach the functions through ``emulator.runtime`` and the template through
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,9 +28,25 @@ from localgw.httpapi import HttpApiService
 from localgw.runtime import OutputSink, Runtime, load_env_vars
 from localgw.template import HttpApiSpec, TemplateModel, load_template
 
-__all__ = ["Emulator", "EmulatorError", "Service"]
+__all__ = ["Emulator", "EmulatorError", "Service", "loop_factory"]
 
 logger = logging.getLogger(__name__)
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (and ``LOCALGW_LOOP`` is not ``asyncio``).
+
+    The emulator spends most of its own time in the event loop (a socket read, two pipe writes
+    and reads, a socket write per request); uvloop runs that part about twice as fast.
+    """
+    if os.environ.get("LOCALGW_LOOP", "").lower() == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
 
 
 class EmulatorError(RuntimeError):

@@ -11,7 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from localgw.app import Emulator, EmulatorError
+from localgw.app import Emulator, EmulatorError, loop_factory
 from localgw.runtime import RuntimeError_, load_env_vars
 from localgw.template import TemplateError, load_template, parse_parameter_overrides
 from localgw.websocket import WebSocketSettings
@@ -134,7 +134,7 @@ def main(argv: Sequence[str]) -> int:
     )
     try:
         emulator = build_emulator(args)
-        asyncio.run(run(emulator))
+        asyncio.run(run(emulator), loop_factory=loop_factory())
     except (TemplateError, EmulatorError, RuntimeError_) as exc:
         print(f"localgw: {exc}", file=sys.stderr)
         return 2

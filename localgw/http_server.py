@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import email.utils
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
+from typing import Any, cast
 
 from localgw.events import HttpRequest, HttpResponse, error_response
 
@@ -50,8 +52,8 @@ class _Connection(asyncio.Protocol):
         self.continue_sent = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = str(peer[0])
@@ -205,7 +207,7 @@ class _Connection(asyncio.Protocol):
         lines.extend(
             f"{name}: {value}" for name, value in response.headers if name.lower() not in skip
         )
-        lines.append(f"date: {email.utils.formatdate(usegmt=True)}")
+        lines.append(f"date: {_http_date()}")
         if response.status not in {204, 304} and not 100 <= response.status < 200:
             lines.append(f"content-length: {len(response.body)}")
         lines.append("connection: keep-alive" if keep_alive else "connection: close")
@@ -215,11 +217,20 @@ class _Connection(asyncio.Protocol):
         self.transport.write(data)
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+_DATE: list[Any] = [0, ""]
+
+
 def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
+    return _REASONS.get(status, "Unknown")
+
+
+def _http_date() -> str:
+    """The Date header's value, formatted once per second (it changes no faster)."""
+    now = int(time.time())
+    if _DATE[0] != now:
+        _DATE[0], _DATE[1] = now, email.utils.formatdate(now, usegmt=True)
+    return str(_DATE[1])
 
 
 def _plain_error(status: int) -> HttpResponse:
