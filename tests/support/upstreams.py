@@ -13,11 +13,13 @@ import base64
 import contextlib
 import json
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -32,6 +34,7 @@ __all__ = [
     "huge",
     "json_answer",
     "raw",
+    "self_signed_tls",
     "slow",
     "status",
     "truncated",
@@ -119,9 +122,14 @@ class Upstream:
     """An HTTP/1.1 keep-alive server on ``127.0.0.1:<port 0>``; a context manager."""
 
     def __init__(
-        self, behaviour: Behaviour | None = None, *, barrier: threading.Barrier | None = None
+        self,
+        behaviour: Behaviour | None = None,
+        *,
+        barrier: threading.Barrier | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.behaviour = behaviour or echo()
+        self.tls = tls
         self.barrier = barrier
         self.requests: list[Recorded] = []
         self.accepts = 0
@@ -129,6 +137,8 @@ class Upstream:
         self.lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.upstream = self
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -139,6 +149,8 @@ class Upstream:
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Upstream:
@@ -316,3 +328,49 @@ class LambdaContext:
         "arn:aws:lambda:us-east-1:123456789012:function:TicketsProxyFunction"
     )
     aws_request_id: str = "5f2b1c9e-0000-4000-8000-000000000001"
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context for ``localhost`` and a client context that trusts only its certificate."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = directory / "upstream.pem"
+    key_file = directory / "upstream.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cafile=str(cert_file))
+    return server, client

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from tests.support.upstreams import (
     echo,
     huge,
     raw,
+    self_signed_tls,
     slow,
     truncated,
 )
@@ -149,3 +151,30 @@ def test_client_sends_header_values_as_given(pool: ConnectionPool) -> None:
 def test_client_refuses_a_malformed_upstream_url(url: str) -> None:
     with pytest.raises(ConfigError):
         UpstreamClient(url)
+
+
+def test_client_over_tls_reuses_its_connection_and_keeps_the_deadline(tmp_path: Path) -> None:
+    server_tls, client_tls = self_signed_tls(tmp_path)
+    pool = ConnectionPool(tls=client_tls)
+    try:
+        with Upstream(echo(), tls=server_tls) as upstream:
+            client = UpstreamClient(upstream.url, timeout=2, pool=pool)
+            for _ in range(3):
+                assert client.request("GET", "/secure").status == 200
+        assert upstream.accepts == 1
+
+        with Upstream(drip(100, 0.05), tls=server_tls) as upstream:
+            client = UpstreamClient(upstream.url, timeout=0.4, pool=pool)
+            with pytest.raises(UpstreamTimeout):
+                client.request("GET", "/secure")
+    finally:
+        pool.close()
+
+
+def test_client_refuses_an_upstream_certificate_it_does_not_trust(tmp_path: Path) -> None:
+    server_tls, _ = self_signed_tls(tmp_path)
+    with Upstream(echo(), tls=server_tls) as upstream:
+        client = UpstreamClient(upstream.url, timeout=2, pool=ConnectionPool())
+        with pytest.raises(UpstreamUnavailable):
+            client.request("GET", "/secure")
+    assert upstream.requests == []

@@ -153,11 +153,13 @@ Origin = tuple[str, str, int]
 class ConnectionPool:
     """Idle keep-alive connections per upstream origin, shared by the threads of one process."""
 
-    def __init__(self, max_idle_per_origin: int = 16) -> None:
+    def __init__(self, max_idle_per_origin: int = 16, *, tls: ssl.SSLContext | None = None) -> None:
+        """``tls`` verifies HTTPS upstreams; the default trusts the system's CA store."""
         self.max_idle_per_origin = max_idle_per_origin
         self._idle: dict[Origin, list[_Connection]] = {}
         self._lock = threading.Lock()
-        self._tls = ssl.create_default_context()
+        self._tls = tls or ssl.create_default_context()
+        # Every TLS socket of this pool re-arms its timeout to the request's deadline.
         self._tls.sslsocket_class = _DeadlineSSLSocket
 
     def checkout(self, origin: Origin) -> tuple[_Connection, bool]:
@@ -290,10 +292,6 @@ class UpstreamClient:
             except UpstreamError:
                 connection.close()
                 raise
-            except ValueError as exc:
-                # http.client refuses a header name or value that would split the request.
-                connection.close()
-                raise RequestRejected(f"{method} {target}: {exc}") from exc
             except (OSError, http.client.HTTPException) as exc:
                 connection.close()
                 if reused and not answered and attempt == 0 and method in _IDEMPOTENT:
@@ -302,6 +300,11 @@ class UpstreamClient:
                 raise UpstreamUnavailable(
                     f"{method} {self.host_header}{target}: {type(exc).__name__}: {exc}"
                 ) from exc
+            except ValueError as exc:
+                # After OSError: a certificate error is both. What is left is http.client
+                # refusing a header name or value that would split the request.
+                connection.close()
+                raise RequestRejected(f"{method} {target}: {exc}") from exc
 
             if response.will_close:
                 connection.close()
