@@ -282,11 +282,18 @@ def _check_parameter(name: str, definition: Mapping[str, Any], value: Any) -> An
     pattern = definition.get("AllowedPattern")
     if pattern is not None and kind == "String" and re.fullmatch(str(pattern), text) is None:
         raise TemplateError(f"parameter {name}={text!r} does not match {pattern!r}")
+    if kind == "String":
+        for key, fits in (("MinLength", len(text).__ge__), ("MaxLength", len(text).__le__)):
+            if key in definition and not fits(int(definition[key])):
+                raise TemplateError(f"parameter {name}={text!r} breaks {key} {definition[key]}")
     if kind == "Number":
         try:
-            float(text)
+            number = float(text)
         except ValueError as exc:
             raise TemplateError(f"parameter {name}={text!r} is not a number") from exc
+        for key, fits in (("MinValue", number.__ge__), ("MaxValue", number.__le__)):
+            if key in definition and not fits(float(definition[key])):
+                raise TemplateError(f"parameter {name}={text} breaks {key} {definition[key]}")
     if kind == "CommaDelimitedList" or kind.startswith("List<"):
         return [item.strip() for item in text.split(",")] if text else []
     return text
@@ -564,6 +571,11 @@ def _api_from_openapi(logical_id: str, body: Mapping[str, Any], function_id: Any
                 continue
             authorizer = _security_authorizer(operation.get("security", default_security))
             http_method = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+            if authorizer is not None and authorizer not in authorizers:
+                logger.warning(
+                    "route %s %s is served WITHOUT its authorizer %s (not emulated)",
+                    http_method, path, authorizer,
+                )  # fmt: skip
             routes.append(
                 Route(
                     method=http_method,
@@ -637,6 +649,8 @@ def _api_from_resources(
         route_key = str(r["RouteKey"])
         method, _, path = route_key.partition(" ")
         authorizer_id = str(r.get("AuthorizerId", ""))
+        if authorizer_id and authorizer_id not in authorizers:
+            logger.warning("route %s is served WITHOUT its authorizer (not emulated)", route_key)
         routes.append(
             Route(
                 method="ANY" if route_key == "$default" else method,

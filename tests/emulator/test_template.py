@@ -84,6 +84,8 @@ def test_template_parameters_later_source_wins(tmp_path: Path) -> None:
         ({"Flavor": "spicy"}, "is not one of"),
         ({"FrontendOrigin": "*"}, "does not match"),
         ({"AuthTtl": "soon"}, "is not a number"),
+        ({"AuthTtl": "-1"}, "breaks MinValue 0"),
+        ({"Greeting": ""}, "breaks MinLength 1"),
         ({"Nope": "1"}, "unknown parameters"),
     ],
 )
