@@ -24,7 +24,6 @@ import json
 import re
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +32,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from proxy import denied_result
 
-from gateway.breaker import CircuitBreaker, CircuitOpen
+from gateway.breaker import CircuitBreaker, CircuitOpen, Permit
 from gateway.config import ConfigError, env_float, env_str
 from gateway.cors import frontend_origin
 from gateway.observability import get_logger, get_metrics
@@ -42,6 +41,7 @@ from gateway.redis_client import RedisLike
 from gateway.upstream import (
     Caller,
     ConnectionPool,
+    PendingResponse,
     UpstreamClient,
     UpstreamError,
     UpstreamResponse,
@@ -93,15 +93,19 @@ class Part:
     """One service's share of the board: its items, or why they are missing."""
 
     name: str
+    breaker: CircuitBreaker
     items: list[Any] | None = None
     response: UpstreamResponse | None = None
     error: UpstreamError | None = None
     retry_after: float | None = None
-    elapsed: float = field(default=0.0)
+    elapsed: float = 0.0
+    permit: Permit | None = None
+    pending: PendingResponse | None = None
+    started: float = field(default_factory=time.perf_counter)
 
 
 class Board:
-    """Builds boards; one per warm function, with a two-thread pool for the parallel fetch."""
+    """Builds boards; one per warm function."""
 
     def __init__(
         self,
@@ -127,11 +131,6 @@ class Board:
         self.assignments_breaker = assignments_breaker or CircuitBreaker.from_env(
             "assignments", client=redis, probe_lease=lease
         )
-        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="board")
-
-    def close(self) -> None:
-        """Stop the fetch threads (tests; a Lambda instance simply ends)."""
-        self._executor.shutdown(wait=True)
 
     def handle(self, event: Mapping[str, Any]) -> Result:
         """Answer one ``GET /projects/{projectId}/board`` route event."""
@@ -146,7 +145,8 @@ class Board:
 
         cooling = self.tickets_breaker.open_for()
         if cooling:
-            return self._without_tickets(Part("tickets", retry_after=cooling), None)
+            spared = Part("tickets", self.tickets_breaker, retry_after=cooling)
+            return self._without_tickets(spared, None)
 
         decision = self.limiter.hit(
             limit_key(ROUTE_GROUP, client_identity(caller.user_id, caller.source_ip)), self.policy
@@ -161,46 +161,56 @@ class Board:
             headers.append(("x-request-id", caller.request_id))
         query = f"projectId={quote(project_id, safe='')}"
 
-        pending = self._executor.submit(
-            self._fetch, "assignments", self.assignments, self.assignments_breaker, query, headers
+        # Both requests leave before either answer is read, so both services work at once and
+        # the board waits for the slower one only; one thread, no hand-offs between threads.
+        assignments = self._send(
+            Part("assignments", self.assignments_breaker), self.assignments, query, headers
         )
-        tickets = self._fetch("tickets", self.tickets, self.tickets_breaker, query, headers)
-        _latency(tickets)
+        tickets = self._send(Part("tickets", self.tickets_breaker), self.tickets, query, headers)
+        self._receive(tickets)
         if tickets.items is None:
+            if assignments.pending is not None:
+                # The answer would not be shown: stop waiting. A cancelled call tells nothing
+                # about the service's health, so its breaker hears nothing either.
+                assignments.pending.cancel()
             return self._without_tickets(tickets, decision)
-        assignments = pending.result()
-        _latency(assignments)
+        self._receive(assignments)
         return self._answer(project_id, tickets, assignments, decision)
 
-    def _fetch(
-        self,
-        name: str,
-        client: UpstreamClient,
-        breaker: CircuitBreaker,
-        query: str,
-        headers: list[tuple[str, str]],
+    @staticmethod
+    def _send(
+        part: Part, client: UpstreamClient, query: str, headers: list[tuple[str, str]]
     ) -> Part:
-        part = Part(name)
         try:
-            permit = breaker.acquire()
+            part.permit = part.breaker.acquire()
         except CircuitOpen as exc:
             part.retry_after = exc.retry_after
             return part
-
-        started = time.perf_counter()
         try:
-            part.response = client.request("GET", f"/{name}", query=query, headers=headers)
+            part.pending = client.send("GET", f"/{part.name}", query=query, headers=headers)
         except UpstreamError as exc:
-            breaker.record(permit, success=False)
+            part.breaker.record(part.permit, success=False)
             part.error = exc
-            return part
-        finally:
-            part.elapsed = time.perf_counter() - started
-
-        breaker.record(permit, success=part.response.status < 500)
-        if 200 <= part.response.status < 300:
-            part.items = _items(part.response.body, name)
         return part
+
+    @staticmethod
+    def _receive(part: Part) -> None:
+        if part.pending is None or part.permit is None:
+            return
+        try:
+            part.response = part.pending.result()
+        except UpstreamError as exc:
+            part.breaker.record(part.permit, success=False)
+            part.error = exc
+            return
+        finally:
+            part.elapsed = time.perf_counter() - part.started
+            metrics.add_metric(
+                name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=part.elapsed * 1000
+            )
+        part.breaker.record(part.permit, success=part.response.status < 500)
+        if 200 <= part.response.status < 300:
+            part.items = _items(part.response.body, part.name)
 
     def _answer(
         self, project_id: str, tickets: Part, assignments: Part, decision: Decision
@@ -246,14 +256,6 @@ class Board:
         return error_result(502, "Bad Gateway", headers)
 
 
-def _latency(part: Part) -> None:
-    """Metrics are added on the handler's thread only: Powertools' buffer is not thread-safe."""
-    if part.response is not None or part.error is not None:
-        metrics.add_metric(
-            name="UpstreamLatency", unit=MetricUnit.Milliseconds, value=part.elapsed * 1000
-        )
-
-
 def _project_id(event: Mapping[str, Any]) -> str | None:
     parameters = event.get("pathParameters")
     value = parameters.get("projectId") if isinstance(parameters, Mapping) else None
@@ -289,8 +291,6 @@ _board: Board | None = None
 def reset() -> None:
     """Forget the warm instance, so the next invocation reads the environment again."""
     global _board
-    if _board is not None:
-        _board.close()
     _board = None
 
 

@@ -27,7 +27,6 @@ MakeBoard = Callable[..., Board]
 
 @pytest.fixture
 def make_board(redis_url: str) -> Iterator[MakeBoard]:
-    boards: list[Board] = []
     pools: list[ConnectionPool] = []
 
     def make(
@@ -45,7 +44,7 @@ def make_board(redis_url: str) -> Iterator[MakeBoard]:
         settings = BoardSettings(
             tickets_url, assignments_url, timeout=timeout, rate_limit=Policy.parse(limit, "board")
         )
-        created = Board(
+        return Board(
             settings,
             redis=client,
             pool=pool,
@@ -56,12 +55,8 @@ def make_board(redis_url: str) -> Iterator[MakeBoard]:
                 "assignments", client=client, failure_threshold=threshold, cooldown=cooldown
             ),
         )
-        boards.append(created)
-        return created
 
     yield make
-    for created in boards:
-        created.close()
     for pool in pools:
         pool.close()
 

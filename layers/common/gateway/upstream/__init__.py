@@ -7,6 +7,7 @@ The error tree is in :mod:`gateway.upstream.errors`.
 from gateway.upstream.client import (
     DEFAULT_MAX_BODY_BYTES,
     ConnectionPool,
+    PendingResponse,
     UpstreamClient,
     UpstreamResponse,
     default_pool,
@@ -36,6 +37,7 @@ __all__ = [
     "Caller",
     "ConnectionPool",
     "PathRejected",
+    "PendingResponse",
     "RequestRejected",
     "ResponseTooLarge",
     "UpstreamClient",

@@ -38,6 +38,7 @@ from gateway.upstream.errors import (
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "ConnectionPool",
+    "PendingResponse",
     "UpstreamClient",
     "UpstreamResponse",
     "default_pool",
@@ -162,18 +163,19 @@ class ConnectionPool:
         # Every TLS socket of this pool re-arms its timeout to the request's deadline.
         self._tls.sslsocket_class = _DeadlineSSLSocket
 
-    def checkout(self, origin: Origin) -> tuple[_Connection, bool]:
+    def checkout(self, origin: Origin, *, fresh: bool = False) -> tuple[_Connection, bool]:
         """An idle live connection to ``origin`` (reused=True) or a new unopened one."""
-        while True:
+        while not fresh:
             with self._lock:
                 idle = self._idle.get(origin)
                 connection = idle.pop() if idle else None
             if connection is None:
-                scheme, host, port = origin
-                return _Connection(host, port, self._tls if scheme == "https" else None), False
+                break
             if not connection.dropped():
                 return connection, True
             connection.close()
+        scheme, host, port = origin
+        return _Connection(host, port, self._tls if scheme == "https" else None), False
 
     def checkin(self, origin: Origin, connection: _Connection) -> None:
         with self._lock:
@@ -220,6 +222,64 @@ class UpstreamResponse:
             if key.lower() == lowered:
                 return value
         return None
+
+
+def _retryable(exc: Exception, first_on_reused: bool, method: str) -> bool:
+    """A reset on a connection the pool had kept, before any answer, for a request that may
+    be sent twice: the upstream closed it while idle, so one more try on a fresh one is safe."""
+    stale = isinstance(exc, OSError | http.client.HTTPException) and not isinstance(
+        exc, TimeoutError
+    )
+    return stale and first_on_reused and method in _IDEMPOTENT
+
+
+@dataclass(frozen=True)
+class _Request:
+    """One request as sent, kept to send it again on a fresh connection."""
+
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes | None
+    started: float
+    deadline: float
+
+
+class PendingResponse:
+    """A request sent and not yet answered; :meth:`result` reads the answer, once."""
+
+    def __init__(
+        self, client: UpstreamClient, connection: _Connection, request: _Request, *, reused: bool
+    ) -> None:
+        self._client = client
+        self._connection = connection
+        self._request = request
+        self._reused = reused
+
+    def result(self) -> UpstreamResponse:
+        """The whole answer, or an :class:`UpstreamError`; within the request's deadline."""
+        client, connection, request = self._client, self._connection, self._request
+        answered = False
+        try:
+            response = connection.getresponse()
+            answered = True
+            status, received, content = client._read(response)
+        except Exception as exc:
+            connection.close()
+            if not answered and _retryable(exc, self._reused, request.method):
+                logger.debug("stale pooled connection to %s, retrying", client.host_header)
+                return client._send_within(request, fresh=True).result()
+            raise client._wrap(exc, request) from exc
+
+        if response.will_close:
+            connection.close()
+        else:
+            client.pool.checkin(client.origin, connection)
+        return UpstreamResponse(status, received, content, time.monotonic() - request.started)
+
+    def cancel(self) -> None:
+        """Give up on the answer: the connection is closed, never reused half-read."""
+        self._connection.close()
 
 
 class UpstreamClient:
@@ -269,61 +329,63 @@ class UpstreamClient:
 
         ``path`` must already be normalised; ``query`` is sent byte for byte.
         """
+        return self.send(method, path, query=query, headers=headers, body=body).result()
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes | None = None,
+    ) -> PendingResponse:
+        """Send one request now and return at once; read its answer with ``result()``.
+
+        Requests sent to several upstreams before any answer is read run in parallel on one
+        thread: each upstream works on its request while the caller waits for another's.
+        """
         target = self.base_path + path + (f"?{query}" if query else "")
-        headers = list(headers)
         started = time.monotonic()
-        deadline = started + self.timeout
-        method = method.upper()
+        request = _Request(
+            method.upper(), target, list(headers), body, started, started + self.timeout
+        )
+        return self._send_within(request, fresh=False)
 
+    def _send_within(self, request: _Request, *, fresh: bool) -> PendingResponse:
         for attempt in range(2):
-            connection, reused = self.pool.checkout(self.origin)
-            connection.arm(deadline)
-            answered = False
+            connection, reused = self.pool.checkout(self.origin, fresh=fresh)
+            connection.arm(request.deadline)
             try:
-                self._send(connection, method, target, headers, body)
-                response = connection.getresponse()
-                answered = True
-                status, received, content = self._read(response)
-            except TimeoutError as exc:
+                self._send(connection, request)
+            except Exception as exc:
                 connection.close()
-                raise UpstreamTimeout(
-                    f"{method} {self.host_header}{target}: no answer within {self.timeout}s"
-                ) from exc
-            except UpstreamError:
-                connection.close()
-                raise
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                if reused and not answered and attempt == 0 and method in _IDEMPOTENT:
-                    logger.debug("stale pooled connection to %s, retrying", self.host_header)
+                if _retryable(exc, reused and attempt == 0, request.method):
                     continue
-                raise UpstreamUnavailable(
-                    f"{method} {self.host_header}{target}: {type(exc).__name__}: {exc}"
-                ) from exc
-            except ValueError as exc:
-                # After OSError: a certificate error is both. What is left is http.client
-                # refusing a header name or value that would split the request.
-                connection.close()
-                raise RequestRejected(f"{method} {target}: {exc}") from exc
-
-            if response.will_close:
-                connection.close()
-            else:
-                self.pool.checkin(self.origin, connection)
-            return UpstreamResponse(status, received, content, time.monotonic() - started)
+                raise self._wrap(exc, request) from exc
+            return PendingResponse(self, connection, request, reused=reused)
         raise AssertionError("unreachable: the second attempt returns or raises")
 
-    def _send(
-        self,
-        connection: _Connection,
-        method: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-    ) -> None:
-        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+    def _wrap(self, exc: Exception, request: _Request) -> UpstreamError:
+        """The most specific public error for a low-level one."""
+        where = f"{request.method} {self.host_header}{request.target}"
+        if isinstance(exc, UpstreamError):
+            return exc
+        if isinstance(exc, TimeoutError):
+            return UpstreamTimeout(f"{where}: no answer within {self.timeout}s")
+        if isinstance(exc, OSError | http.client.HTTPException):
+            return UpstreamUnavailable(f"{where}: {type(exc).__name__}: {exc}")
+        if isinstance(exc, ValueError):
+            # Checked after OSError: a certificate error is both. What is left is http.client
+            # refusing a header name or value that would split the request.
+            return RequestRejected(f"{where}: {exc}")
+        raise exc
+
+    def _send(self, connection: _Connection, request: _Request) -> None:
+        method, body = request.method, request.body
+        connection.putrequest(method, request.target, skip_host=True, skip_accept_encoding=True)
         connection.putheader("Host", self.host_header)
-        for name, value in headers:
+        for name, value in request.headers:
             connection.putheader(name, _header_bytes(value))
         if body or method in ("POST", "PUT", "PATCH"):
             connection.putheader("Content-Length", str(len(body or b"")))
