@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +179,26 @@ def test_client_refuses_an_upstream_certificate_it_does_not_trust(tmp_path: Path
         with pytest.raises(UpstreamUnavailable):
             client.request("GET", "/secure")
     assert upstream.requests == []
+
+
+def test_client_requests_sent_before_reading_run_in_parallel(pool: ConnectionPool) -> None:
+    # GIVEN two upstreams that answer only once both hold a request
+    barrier = threading.Barrier(2, timeout=3)
+    with Upstream(echo(), barrier=barrier) as first, Upstream(echo(), barrier=barrier) as second:
+        pending = [
+            UpstreamClient(upstream.url, timeout=5, pool=pool).send("GET", "/x")
+            for upstream in (first, second)
+        ]
+        statuses = [each.result().status for each in pending]
+    assert statuses == [200, 200]
+    assert not barrier.broken
+
+
+def test_client_cancelled_request_does_not_return_its_connection_to_the_pool(
+    pool: ConnectionPool,
+) -> None:
+    with Upstream(slow(0.2)) as upstream:
+        client = UpstreamClient(upstream.url, timeout=5, pool=pool)
+        client.send("GET", "/x").cancel()
+        assert client.request("GET", "/x").status == 200
+    assert upstream.accepts == 2
