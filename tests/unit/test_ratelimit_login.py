@@ -231,3 +231,21 @@ def test_redis_down_record_returns_quietly():
 def test_login_guard_refuses_a_negative_trust_period(limiter: RateLimiter):
     with pytest.raises(ValueError, match="trust_seconds"):
         make_guard(limiter, trust_seconds=-1)
+
+
+def test_success_clears_only_the_pair_even_when_policies_are_one_object(limiter: RateLimiter):
+    shared = Policy("login-failures", 3, 86400)
+    guard = make_guard(limiter, per_ip_failures=shared, per_user_failures=shared)
+    attempt(guard, "alice", ATTACKER, 401)
+    attempt(guard, "alice", ATTACKER, 401)
+    attempt(guard, "bob", ATTACKER, 200)
+    attempt(guard, "carol", ATTACKER, 401)
+
+    assert not guard.check("dave", ATTACKER).allowed
+
+
+def test_login_guard_from_env_names_a_negative_trust_period(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LOGIN_TRUST_SECONDS", "-5")
+
+    with pytest.raises(ValueError, match="LOGIN_TRUST_SECONDS"):
+        LoginGuard.from_env(RateLimiter())

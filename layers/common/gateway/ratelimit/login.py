@@ -118,6 +118,9 @@ class LoginGuard:
             global_policy = Policy.from_env(
                 "login-user-global-failures", global_spec, variable="LOGIN_PER_USER_GLOBAL_FAILURES"
             )
+        trust_seconds = env_int("LOGIN_TRUST_SECONDS", DEFAULT_TRUST_SECONDS)
+        if trust_seconds < 0:
+            raise PolicyError(f"LOGIN_TRUST_SECONDS must not be negative, got {trust_seconds}")
         return cls(
             limiter,
             per_ip=Policy.from_env("login-ip", variable="LOGIN_PER_IP", default="30/60"),
@@ -128,7 +131,7 @@ class LoginGuard:
                 "login-user-failures", variable="LOGIN_PER_USER_FAILURES", default="5/15m"
             ),
             per_user_global_failures=global_policy,
-            trust_seconds=env_int("LOGIN_TRUST_SECONDS", DEFAULT_TRUST_SECONDS),
+            trust_seconds=trust_seconds,
             failure_policy=failure_policy_from_env("LOGIN_FAILURE_POLICY", limiter.failure_policy),
         )
 
@@ -141,8 +144,8 @@ class LoginGuard:
         """
         user = username_digest(username)
         address = ip_identity(ip)
-        buckets = self._failure_buckets(user, address)
-        buckets.insert(0, Bucket(f"{self._tag}:ip:{address}", self.per_ip))
+        buckets = [Bucket(f"{self._tag}:ip:{address}", self.per_ip)]
+        buckets += [bucket for bucket, _ in self._failure_buckets(user, address)]
 
         try:
             admitted, outcomes = self.limiter.acquire(buckets, self._trust_key(user, address))
@@ -176,10 +179,10 @@ class LoginGuard:
         user = username_digest(username)
         address = ip_identity(ip)
         success = 200 <= status < 300
-        settle: list[tuple[Bucket, Literal["clear", "refund"]]] = []
-        for bucket in self._failure_buckets(user, address):
-            pair = bucket.policy is self.per_user_failures
-            settle.append((bucket, "clear" if success and pair else "refund"))
+        settle: list[tuple[Bucket, Literal["clear", "refund"]]] = [
+            (bucket, "clear" if success and pair else "refund")
+            for bucket, pair in self._failure_buckets(user, address)
+        ]
         trust_key = self._trust_key(user, address) or f"{self._tag}:trust:-"
         trust_seconds = self.trust_seconds if success and user is not None else 0
 
@@ -189,18 +192,17 @@ class LoginGuard:
             # The reserved failures stay counted until they expire: the safe side.
             count(METRIC_DEGRADED)
 
-    def _failure_buckets(self, user: str | None, address: str) -> list[Bucket]:
-        buckets = [Bucket(f"{self._tag}:ipf:{address}", self.per_ip_failures)]
-        if user is not None:
-            buckets.append(Bucket(f"{self._tag}:uf:{user}:{address}", self.per_user_failures))
-            if self.per_user_global_failures is not None:
-                buckets.append(
-                    Bucket(
-                        f"{self._tag}:ug:{user}",
-                        self.per_user_global_failures,
-                        skip_when_trusted=True,
-                    )
-                )
+    def _failure_buckets(self, user: str | None, address: str) -> list[tuple[Bucket, bool]]:
+        """The failure buckets an attempt touches, each flagged True if it is the pair's."""
+        buckets = [(Bucket(f"{self._tag}:ipf:{address}", self.per_ip_failures), False)]
+        if user is None:
+            return buckets
+        buckets.append((Bucket(f"{self._tag}:uf:{user}:{address}", self.per_user_failures), True))
+        if self.per_user_global_failures is not None:
+            key = f"{self._tag}:ug:{user}"
+            buckets.append(
+                (Bucket(key, self.per_user_global_failures, skip_when_trusted=True), False)
+            )
         return buckets
 
     def _trust_key(self, user: str | None, address: str) -> str | None:
