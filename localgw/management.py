@@ -58,10 +58,10 @@ class LiveConnection(Protocol):
     source_ip: str
     user_agent: str
 
-    async def post(self, data: bytes) -> None:
-        """Send ``data`` to the client; raise :class:`ConnectionGone` if it has gone."""
+    def post(self, data: bytes) -> None:
+        """Queue ``data`` for the client at once; raise :class:`ConnectionGone` if it has gone."""
 
-    async def delete(self, code: int = 1000, reason: str = "") -> None:
+    def delete(self, code: int = 1000, reason: str = "") -> None:
         """Close the connection from the server side with ``code``."""
 
 
@@ -117,10 +117,14 @@ def _error(status: int, error_type: str, message: str) -> ManagementResponse:
     return _json(status, {"__type": error_type, "message": message}, error_type)
 
 
-async def handle_management(  # noqa: PLR0911 - one answer per API Gateway outcome
+def handle_management(  # noqa: PLR0911 - one answer per API Gateway outcome
     registry: ConnectionRegistry, method: str, path: str, body: bytes
 ) -> ManagementResponse:
-    """Answer one management API request."""
+    """Answer one management API request.
+
+    Synchronous on purpose: the transport answers a batch of pipelined requests in one pass and
+    one write, which is what makes fan-out through ``@connections`` cheap.
+    """
     connection_id = management_path(path)
     if connection_id is None:
         return _error(403, "ForbiddenException", "Forbidden")
@@ -142,13 +146,13 @@ async def handle_management(  # noqa: PLR0911 - one answer per API Gateway outco
             },
         )
     if method == "DELETE":
-        await connection.delete()
+        connection.delete()
         return ManagementResponse(204, (), b"")
 
     if len(body) > MESSAGE_LIMIT_BYTES:
         return _error(413, "PayloadTooLargeException", "Message too long")
     try:
-        await connection.post(body)
+        connection.post(body)
     except ConnectionGone:
         return _error(410, "GoneException", f"connection {connection_id} is gone")
     return ManagementResponse(200, (), b"")

@@ -30,7 +30,7 @@ import json
 import logging
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from websockets.frames import Frame, Opcode
@@ -88,18 +88,23 @@ class _Head:
     version: str
     headers: list[tuple[str, str]]
     raw: bytes
+    _index: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, value in reversed(self.headers):
+            self._index[name.lower()] = value
 
     def header(self, name: str) -> str | None:
-        """The first value of header ``name``, whatever its case."""
-        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+        """The first value of header ``name`` (a lower-case name), whatever its case on the wire."""
+        return self._index.get(name)
 
     @property
     def upgrade(self) -> bool:
-        return (self.header("Upgrade") or "").lower() == "websocket"
+        return (self.header("upgrade") or "").lower() == "websocket"
 
     @property
     def keep_alive(self) -> bool:
-        connection = (self.header("Connection") or "").lower()
+        connection = (self.header("connection") or "").lower()
         if self.version == "HTTP/1.0":
             return "keep-alive" in connection
         return "close" not in connection
@@ -109,15 +114,7 @@ class _BadRequest(Exception):
     pass
 
 
-async def _read_head(reader: asyncio.StreamReader) -> _Head | None:
-    try:
-        raw = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        if exc.partial.strip():
-            raise _BadRequest("incomplete request head") from exc
-        return None
-    except asyncio.LimitOverrunError as exc:
-        raise _BadRequest("request head too large") from exc
+def _parse_head(raw: bytes) -> _Head:
     lines = raw.decode("latin-1").split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
@@ -154,6 +151,9 @@ _REASONS = {
 }
 
 
+_POSTED = _http_response(200, "OK", [], b"", keep_alive=True)
+
+
 class WebSocketServer:
     """Serve one WebSocket API and its ``@connections`` endpoint."""
 
@@ -167,7 +167,7 @@ class WebSocketServer:
         self._server: asyncio.Server | None = None
         self._socket: socket.socket | None = None
         self._sessions: set[asyncio.Task[None]] = set()
-        self._http_sessions: set[asyncio.Task[None]] = set()
+        self._http_connections: set[_Gateway] = set()
 
     @property
     def port(self) -> int:
@@ -192,9 +192,9 @@ class WebSocketServer:
 
     async def start(self) -> None:
         self.bind()
-        self._server = await asyncio.start_server(
-            self._serve, sock=self._socket, limit=HEAD_LIMIT_BYTES
-        )
+        assert self._socket is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _Gateway(self), sock=self._socket)
         log.info(
             "WebSocket API %s on %s (@connections at %s)",
             self.api.logical_id,
@@ -206,10 +206,10 @@ class WebSocketServer:
         """Stop listening, close every connection with 1001 (each runs ``$disconnect``)."""
         if self._server is not None:
             self._server.close()
-        for task in self._http_sessions:
-            task.cancel()
+        for gateway in list(self._http_connections):
+            gateway.close()
         for connection in self.registry:
-            await connection.delete(1001, "Going away")
+            connection.delete(1001, "Going away")
         if self._sessions:
             _, pending = await asyncio.wait(self._sessions, timeout=CLOSE_TIMEOUT * 2)
             for task in pending:
@@ -219,71 +219,130 @@ class WebSocketServer:
         elif self._socket is not None:
             self._socket.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _websocket(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: _Head
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
-        self._http_sessions.add(task)
         try:
-            await self._serve_requests(reader, writer)
+            await _Session(self, reader, writer, head).run()
         except (ConnectionError, asyncio.IncompleteReadError):
-            log.debug("client went away mid-request")
-        except asyncio.CancelledError:
-            log.debug("idle HTTP connection closed at shutdown")
+            log.debug("client went away mid-handshake")
         finally:
             self._sessions.discard(task)
-            self._http_sessions.discard(task)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _serve_requests(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        while True:
-            try:
-                head = await _read_head(reader)
-            except _BadRequest as exc:
-                log.warning("bad HTTP request: %s", exc)
-                writer.write(_http_response(400, "Bad Request", [], b"", keep_alive=False))
-                return
-            if head is None:
-                return
-            if head.upgrade:
-                task = asyncio.current_task()
-                assert task is not None
-                self._http_sessions.discard(task)
-                session = _Session(self, reader, writer, head)
-                await session.run()
-                return
-            if not await self._answer_http(reader, writer, head):
-                return
 
-    async def _answer_http(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: _Head
-    ) -> bool:
-        length_text = head.header("Content-Length") or "0"
-        if head.header("Transfer-Encoding") or not length_text.isdigit():
-            writer.write(_http_response(400, "Bad Request", [], b"", keep_alive=False))
-            return False
-        length = int(length_text)
-        if length > MANAGEMENT_BODY_LIMIT_BYTES:
-            body = b'{"message":"Request Entity Too Large"}'
-            writer.write(_http_response(413, "Payload Too Large", [], body, keep_alive=False))
-            return False
-        body = await reader.readexactly(length) if length else b""
-        answer = await handle_management(self.registry, head.method, head.target, body)
-        writer.write(
-            _http_response(
-                answer.status,
-                _REASONS.get(answer.status, "Error"),
-                list(answer.headers),
-                answer.body,
-                keep_alive=head.keep_alive,
+class _Gateway(asyncio.StreamReaderProtocol):
+    """One TCP connection: HTTP/1.1 management requests until it asks to upgrade.
+
+    Management requests are parsed straight from ``data_received`` and answered in one pass:
+    pipelined requests (a broadcast sends many) get one write for all their responses. An
+    upgrade hands the bytes to a stream reader and the connection to a :class:`_Session`.
+    """
+
+    def __init__(self, server: WebSocketServer) -> None:
+        self._gateway_reader = asyncio.StreamReader(limit=HEAD_LIMIT_BYTES)
+        super().__init__(self._gateway_reader)
+        self._server = server
+        self._pending = bytearray()
+        self._upgraded = False
+        self._gateway_transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        assert isinstance(transport, asyncio.Transport)
+        self._gateway_transport = transport
+        self._server._http_connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._http_connections.discard(self)
+        super().connection_lost(exc)
+
+    def close(self) -> None:
+        if self._gateway_transport is not None and not self._upgraded:
+            self._gateway_transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._upgraded:
+            super().data_received(data)
+            return
+        self._pending += data
+        answers: list[bytes] = []
+        try:
+            keep_open = self._answer_pending(answers)
+        except _BadRequest as exc:
+            log.warning("bad HTTP request: %s", exc)
+            answers.append(_http_response(400, "Bad Request", [], b"", keep_alive=False))
+            keep_open = False
+        transport = self._gateway_transport
+        assert transport is not None
+        if answers:
+            transport.write(b"".join(answers))
+        if not keep_open:
+            transport.close()
+
+    def _answer_pending(self, answers: list[bytes]) -> bool:
+        """Answer every complete request in the buffer; False when the connection must close."""
+        while True:
+            end = self._pending.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._pending) > HEAD_LIMIT_BYTES:
+                    raise _BadRequest("request head too large")
+                return True
+            head = _parse_head(bytes(self._pending[: end + 4]))
+            if head.upgrade:
+                self._upgrade(head, answers)
+                return True
+            length_text = head.header("content-length") or "0"
+            if head.header("transfer-encoding") or not length_text.isdigit():
+                raise _BadRequest("only Content-Length bodies are read")
+            length = int(length_text)
+            if length > MANAGEMENT_BODY_LIMIT_BYTES:
+                body = b'{"message":"Request Entity Too Large"}'
+                answers.append(_http_response(413, "Payload Too Large", [], body, keep_alive=False))
+                return False
+            total = end + 4 + length
+            if len(self._pending) < total:
+                return True
+            body = bytes(self._pending[end + 4 : total])
+            del self._pending[:total]
+            answer = handle_management(self._server.registry, head.method, head.target, body)
+            if answer.status == 200 and not answer.body and head.keep_alive:
+                answers.append(_POSTED)  # the common answer of a broadcast, built once
+                continue
+            reason = _REASONS.get(answer.status, "Error")
+            answers.append(
+                _http_response(
+                    answer.status,
+                    reason,
+                    list(answer.headers),
+                    answer.body,
+                    keep_alive=head.keep_alive,
+                )
             )
-        )
-        await writer.drain()
-        return head.keep_alive
+            if not head.keep_alive:
+                return False
+
+    def _upgrade(self, head: _Head, answers: list[bytes]) -> None:
+        transport = self._gateway_transport
+        assert transport is not None
+        if answers:
+            transport.write(b"".join(answers))
+            answers.clear()
+        self._upgraded = True
+        self._server._http_connections.discard(self)
+        rest = bytes(self._pending[len(head.raw) :])
+        self._pending.clear()
+        if rest:
+            super().data_received(rest)
+        loop = asyncio.get_running_loop()
+        writer = asyncio.StreamWriter(transport, self, self._gateway_reader, loop)
+        task = loop.create_task(self._server._websocket(self._gateway_reader, writer, head))
+        self._server._sessions.add(task)
 
 
 class _Session:
@@ -309,7 +368,7 @@ class _Session:
         self._idle_from = time.monotonic()
         peer = writer.get_extra_info("peername")
         self.source_ip = str(peer[0]) if peer else "127.0.0.1"
-        self.user_agent = head.header("User-Agent") or ""
+        self.user_agent = head.header("user-agent") or ""
         self.info: ConnectionInfo | None = None
         self._inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._fragments: list[bytes] = []
@@ -320,7 +379,7 @@ class _Session:
 
     # the LiveConnection side, used by the management API ------------------------------------
 
-    async def post(self, data: bytes) -> None:
+    def post(self, data: bytes) -> None:
         if self.protocol.state is not State.OPEN:
             raise ConnectionGone(self.connection_id)
         try:
@@ -336,14 +395,14 @@ class _Session:
         for index, piece in enumerate(pieces[1:], start=2):
             self.protocol.send_continuation(piece, fin=index == len(pieces))
         self.last_active_at = time.time()
-        await self._flush()
+        self._write()
 
-    async def delete(self, code: int = 1000, reason: str = "") -> None:
+    def delete(self, code: int = 1000, reason: str = "") -> None:
         if self.protocol.state is State.OPEN:
             self._closed_by_server = (code, reason)
             self._closing_since = time.monotonic()
             self.protocol.send_close(code, reason)
-            await self._flush()
+            self._write()
             self._wake.set()
 
     # handshake ------------------------------------------------------------------------------
@@ -450,7 +509,7 @@ class _Session:
             wait = min(self._idle_from + settings.idle_timeout, closes_at) - now
             if wait <= 0 and self.protocol.state is State.OPEN:
                 reason = "Going away"
-                await self.delete(1001, reason)
+                self.delete(1001, reason)
                 log.info(
                     "connection %s closed by the %s limit",
                     self.connection_id,
@@ -545,23 +604,23 @@ class _Session:
         if route.has_route_response:
             body = _body_of(answer)
             if body is not None:
-                await self.post(body.encode("utf-8"))
+                self.post(body.encode("utf-8"))
 
     async def _tell(self, payload: dict[str, Any]) -> None:
-        await self.post(json.dumps(payload).encode())
+        self.post(json.dumps(payload).encode())
 
-    async def _flush(self) -> None:
-        chunks = self.protocol.data_to_send()
-        if not chunks:
-            return
-        for chunk in chunks:
+    def _write(self) -> None:
+        """Hand what the protocol has to send to the transport, without waiting."""
+        for chunk in self.protocol.data_to_send():
             if chunk:
                 self.writer.write(chunk)
             elif self.writer.can_write_eof():
                 with contextlib.suppress(OSError):
                     self.writer.write_eof()
-        transport = self.writer.transport
-        if transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
+
+    async def _flush(self) -> None:
+        self._write()
+        if self.writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
             with contextlib.suppress(ConnectionError):
                 await self.writer.drain()
 
