@@ -12,6 +12,7 @@ from proxy import Proxy, ProxySettings
 
 from devstack.services import Service
 from gateway.breaker import CircuitBreaker
+from gateway.observability import get_metrics
 from gateway.ratelimit import FailurePolicy, Policy, RateLimiter
 from gateway.upstream import ConnectionPool
 from tests.conftest import load_event
@@ -23,6 +24,7 @@ def pool() -> Iterator[ConnectionPool]:
     pool = ConnectionPool()
     yield pool
     pool.close()
+    get_metrics().clear_metrics()  # handle() adds metrics that only the handlers flush
 
 
 def _proxy(

@@ -59,6 +59,7 @@ def make_board(redis_url: str) -> Iterator[MakeBoard]:
     yield make
     for pool in pools:
         pool.close()
+    board.metrics.clear_metrics()  # Board.handle adds metrics that only the handler flushes
 
 
 def _body(result: dict[str, Any]) -> Any:

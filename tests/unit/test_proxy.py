@@ -63,6 +63,7 @@ def make_proxy(redis_url: str) -> Iterator[MakeProxy]:
     yield make
     for pool in pools:
         pool.close()
+    proxy.metrics.clear_metrics()  # Proxy.handle adds metrics that only the handler flushes
 
 
 def _only(upstream: Upstream) -> Recorded:
