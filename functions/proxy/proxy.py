@@ -172,7 +172,9 @@ class Proxy:
         result = self._forward(caller, event, path, body)
         if check is not None and self.login_guard is not None:
             self.login_guard.record(username, caller.source_ip, result["statusCode"], check=check)
-        result["headers"].update(rate_limit_headers(decisions))
+        # Ours win over any the upstream sent; its header names are already lower case.
+        for name, value in rate_limit_headers(decisions).items():
+            result["headers"][name.lower()] = value
         return result
 
     def _forward(

@@ -193,6 +193,15 @@ def test_proxy_returns_status_headers_cookies_and_body_unchanged(make_proxy: Mak
     assert "access-control-allow-origin" not in result["headers"]
 
 
+def test_proxy_rate_limit_headers_replace_the_upstreams_own(make_proxy: MakeProxy) -> None:
+    headers = [("RateLimit", '"upstream";r=1'), ("RateLimit-Policy", '"upstream";q=1')]
+    with Upstream(raw(200, headers, b"{}")) as upstream:
+        result = make_proxy(upstream.url).handle(load_event("http-tickets-get"))
+    assert "upstream" not in result["headers"]["ratelimit"]
+    assert "upstream" not in result["headers"]["ratelimit-policy"]
+    assert not {"RateLimit", "RateLimit-Policy"} & set(result["headers"])
+
+
 def test_proxy_returns_a_binary_body_base64_encoded(make_proxy: MakeProxy) -> None:
     data = bytes(range(256)) * 4
     with Upstream(binary(data, "image/png")) as upstream:
@@ -284,7 +293,8 @@ def test_proxy_rate_limits_per_user_before_calling_the_upstream(make_proxy: Make
     assert int(denied["headers"]["Retry-After"]) >= 1
     assert "RateLimit" in denied["headers"]
     assert "RateLimit-Policy" in denied["headers"]
-    assert "RateLimit" in answers[0]["headers"]
+    assert answers[0]["headers"]["ratelimit-policy"] == denied["headers"]["RateLimit-Policy"]
+    assert "ratelimit" in answers[0]["headers"]
 
 
 def test_proxy_rate_limits_public_routes_per_source_ip(make_proxy: MakeProxy) -> None:

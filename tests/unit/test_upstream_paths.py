@@ -25,6 +25,8 @@ from gateway.upstream import PathRejected, normalise_path
         ("/tickets/caf\u00e9", "/tickets/caf%C3%A9"),
         ("/tickets/a b", "/tickets/a%20b"),
         ("/tickets/user@host:1", "/tickets/user@host:1"),
+        ("/tickets/.well-known/x.json", "/tickets/.well-known/x.json"),
+        ("/tickets/...", "/tickets/..."),
     ],
 )
 def test_normalise_path_keeps_paths_inside_the_group_in_canonical_form(
