@@ -32,7 +32,7 @@ from typing import Any
 from bench import ROOT
 
 CONNECTIONS = int(os.environ.get("BENCH_FANOUT_CONNECTIONS", "1000"))
-ROUNDS = int(os.environ.get("BENCH_FANOUT_ROUNDS", "10"))
+ROUNDS = int(os.environ.get("BENCH_FANOUT_ROUNDS", "30"))
 TRIALS = 5
 SENDER_CONNECTIONS = 8
 PAYLOAD = ("x" * 1000 + "{:>24}").format("fan-out")
@@ -239,8 +239,18 @@ def main() -> None:
     baseline_rates, emulator_rates = asyncio.run(measure())
     baseline = statistics.median(baseline_rates)
     emulator = statistics.median(emulator_rates)
-    print(f"websockets.broadcast   {baseline:10.0f} deliveries/s (median of {TRIALS})")
-    print(f"emulator @connections  {emulator:10.0f} deliveries/s (median of {TRIALS})")
+
+    def trials(rates: list[float]) -> str:
+        return ", ".join(f"{rate:.0f}" for rate in rates)
+
+    print(
+        f"websockets.broadcast   {baseline:8.0f} deliveries/s, median of {trials(baseline_rates)}"
+    )
+    print(
+        f"emulator @connections  {emulator:8.0f} deliveries/s, median of {trials(emulator_rates)}"
+    )
+    pairs = [e / b for b, e in zip(baseline_rates, emulator_rates, strict=True)]
+    print(f"trial-by-trial ratios  {', '.join(f'{r:.2f}' for r in pairs)}")
     ratio = emulator / baseline
     verdict = "within" if ratio >= GOAL else "short of"
     print(f"ratio emulator/broadcast {ratio:.2f}x ({verdict} the goal of at least {GOAL}x)")

@@ -382,10 +382,14 @@ class _Session:
     def post(self, data: bytes) -> None:
         if self.protocol.state is not State.OPEN:
             raise ConnectionGone(self.connection_id)
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
+        is_text = data.isascii() or _is_utf8(data)
+        if len(data) < 65536 and len(data) <= self.server.settings.frame_limit:
+            # The hot path of a broadcast: one whole unmasked frame, written as it is. The
+            # protocol object keeps no state about complete outgoing data frames.
+            self.writer.write(_frame_head(is_text, len(data)) + data)
+            self.last_active_at = time.time()
+            return
+        text = data if is_text else None
         chunk = self.server.settings.frame_limit
         pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
         if text is not None:
@@ -643,6 +647,22 @@ class _Session:
             )
         except InvocationError as exc:
             log.warning("$disconnect failed for %s: %s", self.connection_id, exc)
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _frame_head(text: bool, length: int) -> bytes:
+    """RFC 6455 header of a final, unmasked frame of ``length`` (< 64 KiB) bytes."""
+    first = 0x81 if text else 0x82
+    if length < 126:
+        return bytes((first, length))
+    return bytes((first, 126)) + length.to_bytes(2, "big")
 
 
 def _status_of(answer: Any) -> int:
