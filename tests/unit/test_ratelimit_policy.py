@@ -294,3 +294,8 @@ def test_login_guard_from_env_names_the_bad_variable(
 
     with pytest.raises(PolicyError, match=variable):
         LoginGuard.from_env(RateLimiter())
+
+
+@pytest.mark.parametrize("username", [42, ["alice"], {"name": "alice"}, b"alice"])
+def test_username_digest_treats_a_non_string_username_as_none(username: object):
+    assert username_digest(username) is None

@@ -61,14 +61,15 @@ DEFAULT_TRUST_SECONDS = 30 * 86400
 _OFF = {"off", "none", "0", "false"}
 
 
-def username_digest(username: str | None) -> str | None:
+def username_digest(username: object) -> str | None:
     """A fixed-length stand-in for a username in Redis keys, or None for no username.
 
     Usernames are compared as NFKC, case-folded and stripped, so that ``Alice`` and ``alice ``
     share their counters: a guesser gains nothing by varying case. Hashing keeps raw usernames
-    and their odd characters out of key names.
+    and their odd characters out of key names. Anything but a string (a login body whose
+    ``username`` is a number or a list) counts as no username: the address limits still apply.
     """
-    if username is None:
+    if not isinstance(username, str):
         return None
     normal = unicodedata.normalize("NFKC", username).casefold().strip()
     if not normal:
