@@ -1,9 +1,9 @@
 """(b) A rate-limit decision against a redis-py PING on the same connection, in the same run.
 
 Both go to one ``redis-server`` of this run's own on loopback, over one redis-py client holding
-one connection, so the difference is the limiter's own work: building the arguments, one EVALSHA with the GCRA script, reading the reply. PING is the
-cheapest round trip Redis has; the goal is a decision at most 2x a PING at the median, which holds
-only if a decision is one round trip.
+one connection, so the difference is the limiter's own work: building the arguments, one EVALSHA
+with the GCRA script, reading the reply. PING is the cheapest round trip Redis has; the goal is a
+decision at most 2x a PING at the median, which holds only if a decision is one round trip.
 
 - baseline: ``client.ping()``;
 - limiter: ``RateLimiter.hit`` with the tickets policy (100/60) over 1000 users, each admitted
