@@ -1,8 +1,9 @@
 """Demo Ticket service: tickets in memory, and a ``ticket.updated`` Kafka record per change.
 
 Records follow docs/architecture.md ("Records on Kafka"): topic ``ticket.updated``, key the
-project id, value ``{"type", "projectId", "ticket", "at"}``. When the broker cannot be reached the
-change is still made and the failure logged: the demo keeps answering.
+project id, value ``{"type", "projectId", "ticket", "at"}``. They leave from one background thread
+in the order of the changes, so an answer never waits on the broker; when the broker cannot be
+reached the change is still made and the failure logged.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import datetime
 import itertools
 import json
 import logging
+import queue
 import threading
 from typing import Any
 
@@ -38,7 +40,8 @@ class TicketService:
         self.bootstrap_servers = bootstrap_servers
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self._producer: Any = None
+        self._records: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._sender: threading.Thread | None = None
         self.tickets: dict[str, dict[str, Any]] = {}
         for project_id, title, status in SEED:
             ticket_id = f"t-{next(self._ids)}"
@@ -55,8 +58,10 @@ class TicketService:
         return router
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close(timeout=2)
+        """Send the records still queued, then stop the sender."""
+        if self._sender is not None:
+            self._records.put(None)
+            self._sender.join(10)
 
     # --- access ---------------------------------------------------------------------------------
 
@@ -129,6 +134,7 @@ class TicketService:
     # --- Kafka ----------------------------------------------------------------------------------
 
     def _publish(self, ticket: dict[str, Any]) -> None:
+        """Queue the change's record; one thread sends records in order, no answer waits."""
         if not self.bootstrap_servers:
             return
         record = {
@@ -137,22 +143,30 @@ class TicketService:
             "ticket": {k: ticket[k] for k in ("id", "title", "status")},
             "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
         }
-        try:
-            producer = self._get_producer()
-            future = producer.send(
-                TOPIC, key=ticket["projectId"].encode(), value=json.dumps(record).encode()
-            )
-            future.get(timeout=5)
-        except Exception as exc:
-            logger.warning("ticket %s changed but its record was not sent: %r", ticket["id"], exc)
-
-    def _get_producer(self) -> Any:
         with self._lock:
-            if self._producer is None:
-                from kafka import KafkaProducer
+            if self._sender is None:
+                self._sender = threading.Thread(
+                    target=self._send_records, name="records", daemon=True
+                )
+                self._sender.start()
+        self._records.put(record)
 
-                self._producer = KafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=0,
-                    request_timeout_ms=5000, max_block_ms=5000,
-                )  # fmt: skip
-            return self._producer
+    def _send_records(self) -> None:
+        from kafka import KafkaProducer
+
+        producer = None
+        while (record := self._records.get()) is not None:
+            try:
+                if producer is None:
+                    producer = KafkaProducer(
+                        bootstrap_servers=self.bootstrap_servers, acks="all", linger_ms=0,
+                        request_timeout_ms=10_000, max_block_ms=30_000,
+                    )  # fmt: skip
+                key, value = record["projectId"].encode(), json.dumps(record).encode()
+                producer.send(TOPIC, key=key, value=value).get(timeout=30)
+            except Exception as exc:
+                logger.warning(
+                    "ticket %s changed but its record was not sent: %r", record["ticket"]["id"], exc
+                )
+        if producer is not None:
+            producer.close(timeout=5)
