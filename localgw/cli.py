@@ -40,6 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-vars", "-n", help="JSON of environment overrides, as sam local's")
     parser.add_argument("--region", help="AWS region (default: AWS_REGION, else us-east-1)")
     parser.add_argument("--concurrency", type=int, default=10, help="workers per function, at most")
+    parser.add_argument(
+        "--function-concurrency",
+        action="append",
+        default=[],
+        metavar="LOGICAL_ID=N",
+        help="a limit for one function (repeatable); others keep --concurrency",
+    )
     parser.add_argument("--prewarm", type=int, default=1, help="workers started per function")
     parser.add_argument("--no-reload", action="store_true", help="do not watch code for changes")
     parser.add_argument("--log-level", default="INFO", help="the emulator's own log level")
@@ -70,7 +77,21 @@ def format_route_table(rows: Sequence[tuple[str, str, str, str]]) -> str:
     )
 
 
+def concurrency_limits(args: argparse.Namespace) -> int | dict[str, int]:
+    """``--concurrency``, or limits by logical id (``"*"``: all others) if some are named."""
+    if not args.function_concurrency:
+        return int(args.concurrency)
+    limits: dict[str, int] = {"*": int(args.concurrency)}
+    for item in args.function_concurrency:
+        name, _, value = item.partition("=")
+        if not name or not value.isdigit() or int(value) < 1:
+            raise EmulatorError(f"--function-concurrency {item!r} is not LOGICAL_ID=N (N >= 1)")
+        limits[name] = int(value)
+    return limits
+
+
 def build_emulator(args: argparse.Namespace) -> Emulator:
+    limits = concurrency_limits(args)
     model = load_template(
         args.template,
         config_env=args.config_env,
@@ -97,7 +118,7 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         host=args.host,
         port=args.port,
         api=args.api,
-        concurrency=args.concurrency,
+        concurrency=limits,
         prewarm=args.prewarm,
         watch_interval=None if args.no_reload else 0.5,
     )

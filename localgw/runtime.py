@@ -571,6 +571,10 @@ class Runtime:
         watch_interval: float | None = 0.5,
     ) -> None:
         overrides = env_overrides or {}
+        if not isinstance(concurrency, int):
+            unknown = set(concurrency) - set(functions) - {"*"}
+            if unknown:
+                raise RuntimeError_(f"concurrency given for unknown functions: {sorted(unknown)}")
         self.pools: dict[str, FunctionPool] = {}
         for logical_id, spec in functions.items():
             env = {
@@ -578,7 +582,11 @@ class Runtime:
                 **overrides.get(spec.function_name, {}),
                 **overrides.get(logical_id, {}),
             }
-            limit = concurrency if isinstance(concurrency, int) else concurrency.get(logical_id, 10)
+            limit = (
+                concurrency
+                if isinstance(concurrency, int)
+                else concurrency.get(logical_id, concurrency.get("*", 10))
+            )
             self.pools[logical_id] = FunctionPool(
                 spec,
                 concurrency=limit,

@@ -37,6 +37,11 @@ def test_cli_route_table_aligns_columns() -> None:
         (["--template", str(APP_TEMPLATE), "--parameter-overrides", "Flavor=spicy"], "Flavor"),
         (["--template", str(APP_TEMPLATE), "--parameter-overrides", "junk"], "Key=Value"),
         (["--template", str(APP_TEMPLATE), "--api", "NoSuchApi"], "NoSuchApi"),
+        (
+            ["--template", str(APP_TEMPLATE), "--function-concurrency", "EchoFunction"],
+            "LOGICAL_ID=N",
+        ),
+        (["--template", str(APP_TEMPLATE), "--function-concurrency", "Nope=2"], "Nope"),
     ],
 )
 def test_cli_reports_bad_input_clearly_with_exit_code_2(
@@ -80,3 +85,14 @@ def test_cli_serves_then_stops_its_workers_on_sigint() -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"worker {worker_pid} outlived the emulator")
+
+
+def test_cli_function_concurrency_limits_one_function_and_keeps_default_for_others() -> None:
+    from localgw.cli import build_emulator, build_parser
+
+    args = build_parser().parse_args(
+        ["-t", str(APP_TEMPLATE), "--concurrency", "4", "--function-concurrency", "AuthFunction=1"]
+    )
+    pools = build_emulator(args).runtime.pools
+    assert pools["AuthFunction"].concurrency == 1
+    assert pools["EchoFunction"].concurrency == 4
