@@ -50,6 +50,11 @@ from typing import Any, Literal, cast
 
 from localgw.template import FunctionSpec
 
+try:
+    import orjson as _orjson
+except ImportError:  # optional: the stdlib's json does the same, more slowly
+    _orjson = None  # type: ignore[assignment]
+
 __all__ = [
     "ErrorKind",
     "FunctionPool",
@@ -66,6 +71,24 @@ ErrorKind = Literal["unhandled", "crash", "timeout", "bad-response", "init"]
 OutputSink = Callable[[str, str], None]
 
 _HEADER = struct.Struct(">I")
+
+
+def _encode(message: Any) -> bytes:
+    """JSON bytes of ``message``: orjson when installed (a few times faster), else the stdlib."""
+    if _orjson is not None:
+        try:
+            data: bytes = _orjson.dumps(message, option=_orjson.OPT_NON_STR_KEYS)
+        except TypeError:
+            pass  # what orjson refuses (an int past 64 bits) the stdlib may still encode
+        else:
+            return data
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _decode(data: bytes | bytearray) -> Any:
+    return _orjson.loads(data) if _orjson is not None else json.loads(data)
+
+
 _WORKER_SCRIPT = str(Path(__file__).resolve().parent / "_worker.py")
 _PASS_THROUGH = (
     "PATH",
@@ -241,7 +264,7 @@ class _Worker(asyncio.SubprocessProtocol):
             (length,) = _HEADER.unpack_from(self._answers)
             if len(self._answers) < _HEADER.size + length:
                 return
-            message = json.loads(self._answers[_HEADER.size : _HEADER.size + length])
+            message = _decode(self._answers[_HEADER.size : _HEADER.size + length])
             del self._answers[: _HEADER.size + length]
             if self._waiter is not None and not self._waiter.done():
                 self._waiter.set_result(message)
@@ -251,7 +274,7 @@ class _Worker(asyncio.SubprocessProtocol):
     # --- what the pool uses --------------------------------------------------------------------
 
     def send(self, message: Any) -> None:
-        data = json.dumps(message, separators=(",", ":")).encode()
+        data = _encode(message)
         if self._stdin is None or self._stdin.is_closing() or not self.alive():
             raise ConnectionError("the worker is gone")
         self._stdin.write(_HEADER.pack(len(data)) + data)
