@@ -95,10 +95,17 @@ def error_response(status: int, request_id: str = "") -> HttpResponse:
     return HttpResponse(status, headers, body.encode())
 
 
+_LAST_TIME: list[Any] = [-1, ""]
+
+
 def _request_time(epoch: float) -> str:
-    moment = time.gmtime(epoch)
-    month = _MONTHS[moment.tm_mon - 1]
-    return time.strftime(f"%d/{month}/%Y:%H:%M:%S +0000", moment)
+    """``requestContext.time`` (``12/Mar/2020:19:03:58 +0000``), formatted once per second."""
+    second = int(epoch)
+    if _LAST_TIME[0] != second:
+        moment = time.gmtime(second)
+        month = _MONTHS[moment.tm_mon - 1]
+        _LAST_TIME[:] = [second, time.strftime(f"%d/{month}/%Y:%H:%M:%S +0000", moment)]
+    return str(_LAST_TIME[1])
 
 
 def _is_text(content_type: str | None, body: bytes) -> bool:
@@ -144,7 +151,7 @@ def _event_base(
     domain = host.split(":", 1)[0]
 
     query: dict[str, str] = {}
-    for key, value in parse_qsl(request.query, keep_blank_values=True):
+    for key, value in parse_qsl(request.query, keep_blank_values=True) if request.query else ():
         query[key] = f"{query[key]},{value}" if key in query else value
 
     event: dict[str, Any] = {

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
-import uuid
 from typing import Any, Protocol
 
 from localgw.authorizer import (
@@ -204,5 +204,6 @@ def _query(raw: str) -> dict[str, str]:
 
 
 def _request_id() -> str:
-    # API Gateway's request ids look like "JKJaXmPLvHcESHA="; a UUID serves just as well locally.
-    return uuid.uuid4().hex[:16]
+    # API Gateway's request ids look like "JKJaXmPLvHcESHA="; 16 random hex digits serve as well
+    # locally, and cost a tenth of a UUID.
+    return f"{random.getrandbits(64):016x}"
