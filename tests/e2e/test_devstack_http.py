@@ -6,11 +6,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +28,8 @@ from devstack.stack import DevStack, StackSettings
 # The stack's Kafka event source mapping runs kafka-python in this process, and kafka-python 3.0
 # can leave a socket unclosed when it stops; the fixture collects garbage while these filters
 # still apply, so that the ResourceWarning does not land on a later test or the session's end.
+ROOT = Path(__file__).resolve().parents[2]
+
 pytestmark = [
     pytest.mark.kafka,
     pytest.mark.slow,
@@ -178,3 +187,43 @@ def test_devstack_ticket_change_produces_ticket_updated_record(
     assert value["type"] == "ticket.updated"
     assert value["projectId"] == "p-1"
     assert set(value) == {"type", "projectId", "ticket", "at"}
+
+
+def test_devstack_ctrl_c_stops_what_it_started_and_nothing_else(redis_service: Any) -> None:
+    """GIVEN make run with REDIS_URL set (a Redis it must leave alone) and no broker named,
+    WHEN it gets SIGINT, THEN its broker, demo services and HTTP API are gone; the Redis lives."""
+    env = {key: value for key, value in os.environ.items() if key != "KAFKA_BOOTSTRAP_SERVERS"}
+    env["REDIS_URL"] = f"redis://{redis_service.address}/6"
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "devstack", "--port", "0", "--ws-port", "0",
+            "--board-port", "-1", "--log-level", "WARNING",
+        ],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    addresses: dict[str, str] = {}
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line or line.startswith("METHOD"):
+                break
+            found = re.match(r"\s+(HTTP API|demo Auth|Kafka|Redis)\s+(\S+)", line)
+            if found:
+                addresses[found.group(1)] = found.group(2)
+        assert set(addresses) == {"HTTP API", "demo Auth", "Kafka", "Redis"}, addresses
+        assert addresses["Redis"] == env["REDIS_URL"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+    for name in ("HTTP API", "demo Auth", "Kafka"):
+        host, _, port = addresses[name].split("//")[-1].rstrip("/").rpartition(":")
+        with pytest.raises(OSError):
+            socket.create_connection((host, int(port)), timeout=2).close()
+    assert redis_service.alive()
