@@ -28,6 +28,8 @@ import traceback
 from typing import Any, BinaryIO
 
 _HEADER = struct.Struct(">I")
+# Lambda refuses a synchronous invocation's response over 6 MB (its quotas page: 6,291,556 bytes).
+MAX_RESPONSE_BYTES = 6_291_556
 
 try:  # the emulator's environment may have orjson; the worker then speaks JSON faster
     import orjson as _orjson
@@ -131,9 +133,22 @@ def main() -> None:
             _write(ipc_out, {"error": _error("unhandled", exc)})
             continue
         try:
-            _write(ipc_out, {"result": result})
+            answer = _encode({"result": result})
         except (TypeError, ValueError) as exc:
             _write(ipc_out, {"error": _error("bad-response", exc, "Runtime.MarshalError")})
+            continue
+        if len(answer) > MAX_RESPONSE_BYTES:
+            too_large = ValueError(
+                f"Response payload size ({len(answer)} bytes) exceeded maximum allowed payload "
+                f"size ({MAX_RESPONSE_BYTES} bytes)."
+            )
+            _write(
+                ipc_out,
+                {"error": _error("bad-response", too_large, "Function.ResponseSizeTooLarge")},
+            )
+            continue
+        ipc_out.write(_HEADER.pack(len(answer)) + answer)
+        ipc_out.flush()
 
 
 if __name__ == "__main__":

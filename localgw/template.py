@@ -571,6 +571,12 @@ def _api_from_openapi(logical_id: str, body: Mapping[str, Any], function_id: Any
                 continue
             authorizer = _security_authorizer(operation.get("security", default_security))
             http_method = "ANY" if method == "x-amazon-apigateway-any-method" else method.upper()
+            version = str(integration.get("payloadFormatVersion", "2.0"))
+            if version != "2.0":
+                logger.warning(
+                    "route %s %s asks for payload format %s; it gets 2.0 events (1.0 is not "
+                    "emulated)", http_method, path, version,
+                )  # fmt: skip
             if authorizer is not None and authorizer not in authorizers:
                 logger.warning(
                     "route %s %s is served WITHOUT its authorizer %s (not emulated)",

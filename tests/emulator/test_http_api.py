@@ -164,7 +164,7 @@ def test_http_api_sends_unmatched_request_to_default_route(gateway: RunningEmula
     assert "pathParameters" not in event
 
 
-@pytest.mark.parametrize("mode", ["crash", "exit", "malformed", "unserialisable"])
+@pytest.mark.parametrize("mode", ["crash", "exit", "malformed", "unserialisable", "huge"])
 def test_http_api_answers_500_when_function_fails_or_answers_badly(
     gateway: RunningEmulator, mode: str
 ) -> None:

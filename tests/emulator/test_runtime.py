@@ -195,3 +195,18 @@ def test_runtime_refuses_unknown_function() -> None:
     runtime = Runtime({}, watch_interval=None)
     with pytest.raises(RuntimeError_, match="no local function"):
         runtime.pool("Nope")
+
+
+def test_pool_refuses_response_over_lambdas_6_mb_limit() -> None:
+    spec = _functions()["BehaveFunction"]
+
+    async def scenario() -> Any:
+        pool = FunctionPool(spec, watch_interval=None)
+        await pool.start()
+        try:
+            return await pool.invoke({"pathParameters": {"mode": "huge"}})
+        finally:
+            await pool.close()
+
+    result = asyncio.run(scenario())
+    assert (result.error, result.error_type) == ("bad-response", "Function.ResponseSizeTooLarge")

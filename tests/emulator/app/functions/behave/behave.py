@@ -29,6 +29,7 @@ MODES = {
         "headers": {"access-control-allow-origin": "*", "x-kept": "yes"},
         "body": "",
     },
+    "huge": lambda event: {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)},
     "print": lambda event: print("printed by the handler") or {"statusCode": 204},
     "echo-body": lambda event: {
         "statusCode": 200,
