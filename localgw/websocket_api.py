@@ -371,22 +371,27 @@ def select_route(
     """
     if not expression.startswith("$request.body."):
         return expression if expression in route_keys else "$default"
-    if isinstance(message, bytes):
+    chosen = _body_value(expression.removeprefix("$request.body."), message)
+    if chosen is None or chosen not in route_keys or chosen in {"$connect", "$disconnect"}:
         return "$default"
+    return chosen
+
+
+def _body_value(path: str, message: str | bytes) -> str | None:
+    """The value at ``path`` of a JSON object body, as text; None when there is none."""
+    if isinstance(message, bytes):
+        return None
     try:
         value: Any = json.loads(message)
     except ValueError:
-        return "$default"
-    for part in expression.removeprefix("$request.body.").split("."):
+        return None
+    for part in path.split("."):
         if not isinstance(value, dict) or part not in value:
-            return "$default"
+            return None
         value = value[part]
     if not isinstance(value, str | int | float | bool):
-        return "$default"
-    chosen = json.dumps(value) if isinstance(value, bool) else str(value)
-    if chosen in route_keys and chosen not in {"$connect", "$disconnect"}:
-        return chosen
-    return "$default"
+        return None
+    return json.dumps(value) if isinstance(value, bool) else str(value)
 
 
 # Events -------------------------------------------------------------------------------------
