@@ -25,6 +25,7 @@ from tests.support.upstreams import (
     binary,
     close_early,
     echo,
+    huge,
     raw,
     slow,
     status,
@@ -209,6 +210,25 @@ def test_proxy_returns_a_binary_body_base64_encoded(make_proxy: MakeProxy) -> No
     assert result["isBase64Encoded"] is True
     assert base64.b64decode(result["body"]) == data
     assert result["headers"]["content-type"] == "image/png"
+
+
+def test_proxy_returns_a_large_chunked_body_whole_without_hop_by_hop_headers(
+    make_proxy: MakeProxy,
+) -> None:
+    with Upstream(huge(3 * 1024 * 1024, chunked=True)) as upstream:
+        result = make_proxy(upstream.url).handle(load_event("http-tickets-get"))
+    assert result["statusCode"] == 200
+    assert result["body"] == "z" * (3 * 1024 * 1024)
+    assert "transfer-encoding" not in result["headers"]
+
+
+def test_proxy_answers_502_when_the_body_would_not_fit_a_lambda_response(
+    make_proxy: MakeProxy,
+) -> None:
+    with Upstream(huge(8 * 1024 * 1024)) as upstream:
+        result = make_proxy(upstream.url).handle(load_event("http-tickets-get"))
+    assert result["statusCode"] == 502
+    assert json.loads(result["body"]) == {"message": "Bad Gateway"}
 
 
 def test_proxy_answers_504_on_timeout_without_internal_details(make_proxy: MakeProxy) -> None:
