@@ -95,6 +95,7 @@ class Outcome:
 
     @classmethod
     def from_script(cls, reply: list[object]) -> Outcome:
+        """Read a script's reply (bytes or str, as the client decodes)."""
         verdict, wait_ms, failures, previous = (
             value.decode() if isinstance(value, bytes) else value for value in reply
         )
@@ -114,6 +115,7 @@ class LocalState:
         self._lock = threading.Lock()
 
     def acquire(self) -> Outcome:
+        """What ``ACQUIRE_SCRIPT`` decides, on this instance's state."""
         with self._lock:
             now = time.monotonic()
             if self.state == CLOSED:
@@ -124,6 +126,7 @@ class LocalState:
             return Outcome("probe", 0.0, 0, previous)
 
     def record(self, success: bool, probe: bool) -> Outcome:
+        """What ``RECORD_SCRIPT`` decides, on this instance's state."""
         with self._lock:
             now = time.monotonic()
             if self.state == HALF_OPEN and probe:

@@ -135,6 +135,7 @@ class _Connection(http.client.HTTPConnection):
         self.sock = sock
 
     def arm(self, deadline: float) -> None:
+        """Bound everything this connection does next by ``deadline`` (``time.monotonic``)."""
         self.deadline = deadline
         if isinstance(self.sock, _DeadlineSocket | _DeadlineSSLSocket):
             self.sock.deadline = deadline
@@ -178,6 +179,7 @@ class ConnectionPool:
         return _Connection(host, port, self._tls if scheme == "https" else None), False
 
     def checkin(self, origin: Origin, connection: _Connection) -> None:
+        """Keep a connection whose answer was read whole, up to ``max_idle_per_origin``."""
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if len(idle) < self.max_idle_per_origin:
@@ -217,6 +219,7 @@ class UpstreamResponse:
     elapsed: float
 
     def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any letter case), or None."""
         lowered = name.lower()
         for key, value in self.headers:
             if key.lower() == lowered:

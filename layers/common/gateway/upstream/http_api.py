@@ -50,6 +50,7 @@ class Caller:
 
     @classmethod
     def from_event(cls, event: Mapping[str, Any]) -> Caller:
+        """Read ``requestContext``: the authorizer's context, the source IP, the request id."""
         context = _mapping(event.get("requestContext"))
         http = _mapping(context.get("http"))
         claims = _mapping(_mapping(context.get("authorizer")).get("lambda"))
@@ -114,6 +115,7 @@ def error_result(status: int, message: str, headers: Mapping[str, str] | None = 
 
 
 def json_result(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Result:
+    """A 2.0 result carrying ``payload`` as compact JSON."""
     return {
         "statusCode": status,
         "headers": {"content-type": "application/json", **(headers or {})},
