@@ -219,6 +219,17 @@ class WebSocketServer:
         elif self._socket is not None:
             self._socket.close()
 
+    async def call(self, function: str, event: dict[str, Any]) -> Any:
+        """Invoke ``function``; any failure, even one of the runtime itself, is an
+        :class:`InvocationError` to the caller (and a traceback in the log when unexpected)."""
+        try:
+            return await self.invoke(function, event)
+        except InvocationError:
+            raise
+        except Exception as exc:
+            log.exception("invoking %s failed", function)
+            raise InvocationError(f"{function}: {exc!r}") from exc
+
     async def _websocket(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: _Head
     ) -> None:
@@ -473,7 +484,7 @@ class _Session:
                 log.warning("connection refused: identity source missing (401)")
                 return 401, '{"message":"Unauthorized"}'
             try:
-                answer = await self.server.invoke(
+                answer = await self.server.call(
                     route.authorizer.function, authorizer_event(self.api, info)
                 )
             except InvocationError as exc:
@@ -490,7 +501,7 @@ class _Session:
         if route.function is None:
             return None
         try:
-            answer = await self.server.invoke(route.function, connect_event(self.api, info))
+            answer = await self.server.call(route.function, connect_event(self.api, info))
         except InvocationError as exc:
             log.warning("connection refused: $connect failed (500): %s", exc)
             return 500, '{"message":"Internal server error"}'
@@ -566,7 +577,16 @@ class _Session:
         payload = b"".join(self._fragments)
         self._fragments = []
         self.last_active_at = time.time()
-        await self._inbox.put(payload.decode("utf-8") if self._fragment_text else payload)
+        if not self._fragment_text:
+            await self._inbox.put(payload)
+            return
+        try:
+            await self._inbox.put(payload.decode("utf-8"))
+        except UnicodeDecodeError:
+            # RFC 6455: a text message that is not UTF-8 fails the connection with 1007.
+            log.warning("connection %s sent a text message that is not UTF-8", self.connection_id)
+            self.protocol.fail(1007, "invalid UTF-8 in a text message")
+            self._write()
 
     async def _work(self) -> None:
         while (message := await self._inbox.get()) is not None:
@@ -594,7 +614,7 @@ class _Session:
             )
             return
         try:
-            answer = await self.server.invoke(route.function, event)
+            answer = await self.server.call(route.function, event)
         except InvocationError as exc:
             log.warning("route %s failed on connection %s: %s", route_key, self.connection_id, exc)
             await self._tell(
@@ -642,7 +662,7 @@ class _Session:
         if route is None or route.function is None:
             return
         try:
-            await self.server.invoke(
+            await self.server.call(
                 route.function, disconnect_event(self.api, self.info, code, reason)
             )
         except InvocationError as exc:

@@ -203,6 +203,16 @@ def test_ws_frame_over_32_kb_closes_with_1009(app: RunningApp) -> None:
     assert closed.value.rcvd.code == 1009
 
 
+def test_ws_text_message_that_is_not_utf8_closes_with_1007(app: RunningApp) -> None:
+    with connect(app.url("token=good"), open_timeout=10) as ws:
+        ws.send(b"\xff\xfe not text", text=True)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1007
+
+
 def test_ws_message_of_100_kb_in_32_kb_frames_is_delivered_whole(app: RunningApp) -> None:
     body = json.dumps({"action": "echo", "pad": "z" * 100_000})
     pieces = [body[i : i + 32_000] for i in range(0, len(body), 32_000)]
