@@ -30,7 +30,7 @@ from urllib.parse import quote
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
-from proxy import denied_result
+from proxy import WarmInstance, answer, denied_result
 
 from gateway.breaker import CircuitBreaker, CircuitOpen, Permit
 from gateway.config import ConfigError, env_float, env_str
@@ -285,30 +285,12 @@ def _reason(part: Part) -> str:
     return f"{part.name}: no answer"
 
 
-_board: Board | None = None
-
-
-def reset() -> None:
-    """Forget the warm instance, so the next invocation reads the environment again."""
-    global _board
-    _board = None
-
-
-def _instance() -> Board:
-    global _board
-    if _board is None:
-        _board = Board(BoardSettings.from_env())
-    return _board
+_instance = WarmInstance(lambda: Board(BoardSettings.from_env()))
+reset = _instance.reset
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> Result:
     """Lambda entry point (``board.handler``)."""
-    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
-    board = _instance()
-    try:
-        return board.handle(event)
-    except Exception:
-        logger.exception("board failed", extra={"status": 500})
-        return error_result(500, "Internal Server Error")
+    return answer(_instance, event, "board failed")
