@@ -38,6 +38,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import struct
 import sys
 import time
@@ -298,8 +299,11 @@ class _Worker(asyncio.SubprocessProtocol):
             await asyncio.wait_for(asyncio.shield(self._exited), timeout)
 
     async def kill(self) -> None:
+        """Kill the worker and whatever its handler started (the worker leads its own session)."""
         if self.transport is None:
             return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.transport.get_pid(), signal.SIGKILL)
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 self.transport.kill()

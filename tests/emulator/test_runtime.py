@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,3 +211,36 @@ def test_pool_refuses_response_over_lambdas_6_mb_limit() -> None:
 
     result = asyncio.run(scenario())
     assert (result.error, result.error_type) == ("bad-response", "Function.ResponseSizeTooLarge")
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+def test_pool_timeout_also_kills_processes_the_handler_started(tmp_path: Path) -> None:
+    spec = _functions()["BehaveFunction"]
+    pidfile = tmp_path / "child.pid"
+    event = {
+        "pathParameters": {"mode": "spawn-and-sleep"},
+        "queryStringParameters": {"pidfile": str(pidfile)},
+    }
+
+    async def scenario() -> Any:
+        pool = FunctionPool(spec, watch_interval=None)
+        await pool.start()
+        try:
+            return await pool.invoke(event, timeout=1.0)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(scenario()).error == "timeout"
+    child = int(pidfile.read_text())
+    for _ in range(50):
+        if not _running(child):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the handler's child {child} outlived its timed-out worker")

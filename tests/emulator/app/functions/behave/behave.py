@@ -2,7 +2,17 @@
 
 import base64
 import os
+import subprocess
+import sys
 import time
+
+
+def _spawn_and_sleep(pidfile):
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    with open(pidfile, "w") as handle:
+        handle.write(str(child.pid))
+    time.sleep(30)
+
 
 MODES = {
     "string": lambda event: "just a string",
@@ -30,6 +40,7 @@ MODES = {
         "body": "",
     },
     "huge": lambda event: {"statusCode": 200, "body": "x" * (7 * 1024 * 1024)},
+    "spawn-and-sleep": lambda event: _spawn_and_sleep(event["queryStringParameters"]["pidfile"]),
     "print": lambda event: print("printed by the handler") or {"statusCode": 204},
     "echo-body": lambda event: {
         "statusCode": 200,
