@@ -11,7 +11,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
 
@@ -21,7 +21,6 @@ import ws_broadcast
 import ws_connect
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
-from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 from moto.server import ThreadedMotoServer
 
 from devstack.services import Service, free_port
@@ -29,6 +28,8 @@ from gateway.redis_client import reset_redis
 from gateway.rooms import StoreUnavailable
 from localgw.kafka_event import build_kafka_event
 from tests.conftest import load_event
+from tests.support.loopback import LoopbackServer
+from tests.support.moto_connections import clear_posted, posted
 
 ERROR_TYPES = {410: "GoneException", 429: "LimitExceededException"}
 
@@ -50,24 +51,17 @@ class ManagementStub:
         self.in_flight = 0
         self.max_in_flight = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        self._http = LoopbackServer(_handler_for(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/dev"
+        return f"{self._http.origin}/dev"
 
     def start(self) -> None:
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def answer(self, connection_id: str, body: bytes) -> int:
         with self._lock:
@@ -304,25 +298,12 @@ def test_redis_outage_fails_the_batch_so_it_is_delivered_again(
 
 @pytest.fixture
 def moto_endpoint() -> Iterator[str]:
-    apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections.clear()
+    clear_posted()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-def _moto_posted(connection_id: str) -> list[dict[str, Any]]:
-    """What moto's server received for a connection; it appends every post to one buffer."""
-    connections = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
-    if connection_id not in connections:
-        return []
-    text = connections[connection_id].data.decode()
-    decoder, messages, at = json.JSONDecoder(), [], 0
-    while at < len(text):
-        message, at = decoder.raw_decode(text, at)
-        messages.append(message)
-    return messages
 
 
 def test_clients_subscribed_through_routes_receive_broadcasts_from_moto(
@@ -337,17 +318,17 @@ def test_clients_subscribed_through_routes_receive_broadcasts_from_moto(
     counts = ws_broadcast.handler(load_event("kafka-msk-partitions"), None)
 
     assert counts == {"records": 4, "delivered": 6, "pruned": 0, "skipped": 0, "failed": 0}
-    assert [m["eventId"] for m in _moto_posted("m-1")] == [
+    assert [m["eventId"] for m in posted("m-1")] == [
         "ticket.updated-0-100",
         "ticket.updated-0-101",
         "ticket.updated-1-7",
         "ticket.updated-1-8",
     ]
-    assert [m["eventId"] for m in _moto_posted("m-2")] == [
+    assert [m["eventId"] for m in posted("m-2")] == [
         "ticket.updated-1-7",
         "ticket.updated-1-8",
     ]
-    assert _moto_posted("m-3") == []
+    assert posted("m-3") == []
 
     _route("$disconnect", "m-1")
     after = ws_broadcast.handler(load_event("kafka-self-managed"), None)

@@ -20,13 +20,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from tests.support.loopback import LoopbackServer
 
 ISSUER = "https://auth.syncroboard.test"
 AUDIENCE = "syncroboard-api"
@@ -211,17 +213,11 @@ class JwksServer:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self.set_keys(keys)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._http = LoopbackServer(self._handler_class()).start()
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/.well-known/jwks.json"
+        return f"{self._http.origin}/.well-known/jwks.json"
 
     def set_keys(self, keys: Iterable[SigningKey | dict[str, Any]]) -> None:
         """Serve these keys from now on (a :class:`SigningKey` is published as its public JWK)."""
@@ -236,9 +232,7 @@ class JwksServer:
 
     def stop(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def __enter__(self) -> JwksServer:
         return self

@@ -8,9 +8,8 @@ GetParameter JSON).
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +22,7 @@ from gateway.tokens import SettingsError, SettingsSource, parse_settings
 from gateway.tokens import settings as settings_module
 from gateway.tokens.settings import settings_from_environment
 from tests.support.jwt_keys import AUDIENCE, HS_SECRET, ISSUER
+from tests.support.loopback import LoopbackServer
 
 SECRET_JSON = {
     "issuer": ISSUER,
@@ -73,21 +73,14 @@ class FakeExtension:
         self.parameters: dict[str, str] = {}
         self.requests: list[str] = []
         self.status = 200
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
+        self._http = LoopbackServer(self._handler()).start()
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._http.port
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        self._http.stop()
 
     def answer(self, path: str, token: str | None) -> tuple[int, Any]:
         self.requests.append(path)

@@ -10,11 +10,11 @@ import pytest
 import redis
 import ws_broadcast
 from moto import mock_aws
-from moto.apigatewaymanagementapi.models import apigatewaymanagementapi_backends
 
 from gateway.config import ConfigError
 from gateway.redis_client import reset_redis
 from tests.conftest import load_event
+from tests.support.moto_connections import posted
 
 ENDPOINT = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 
@@ -38,19 +38,6 @@ def _join(client: redis.Redis, project_id: str, *connection_ids: str) -> None:
     client.sadd(f"ws:room:{{{project_id}}}", *connection_ids)
     for connection_id in connection_ids:
         client.hset(f"ws:conn:{{{connection_id}}}", f"room:{project_id}", "1")
-
-
-def _posted(connection_id: str) -> list[dict[str, Any]]:
-    """Messages moto received for one connection, in order (moto appends them to one buffer)."""
-    connections = apigatewaymanagementapi_backends["123456789012"]["us-east-1"].connections
-    if connection_id not in connections:
-        return []
-    text = connections[connection_id].data.decode()
-    decoder, messages, at = json.JSONDecoder(), [], 0
-    while at < len(text):
-        message, at = decoder.raw_decode(text, at)
-        messages.append(message)
-    return messages
 
 
 def _metric(emf: dict[str, Any], name: str) -> float:
@@ -80,9 +67,9 @@ def test_self_managed_record_reaches_every_connection_of_its_room(
         "ticket": {"id": "t-7", "title": "Fix login redirect", "status": "in_progress"},
         "at": "2026-12-03T16:40:30Z",
     }
-    assert _posted("c-1") == [expected]
-    assert _posted("c-2") == [expected]
-    assert _posted("c-3") == []
+    assert posted("c-1") == [expected]
+    assert posted("c-2") == [expected]
+    assert posted("c-3") == []
 
 
 def test_msk_records_of_several_partitions_arrive_in_partition_order(
@@ -94,12 +81,12 @@ def test_msk_records_of_several_partitions_arrive_in_partition_order(
     counts = ws_broadcast.handler(load_event("kafka-msk-partitions"), None)
 
     assert counts == {"records": 4, "delivered": 4, "pruned": 0, "skipped": 0, "failed": 0}
-    assert [m["eventId"] for m in _posted("c-1")] == [
+    assert [m["eventId"] for m in posted("c-1")] == [
         "ticket.updated-0-100",
         "ticket.updated-0-101",
     ]
-    assert [m["eventId"] for m in _posted("c-2")] == ["ticket.updated-1-7", "ticket.updated-1-8"]
-    assert [m["ticket"]["status"] for m in _posted("c-2")] == ["todo", "in_progress"]
+    assert [m["eventId"] for m in posted("c-2")] == ["ticket.updated-1-7", "ticket.updated-1-8"]
+    assert [m["ticket"]["status"] for m in posted("c-2")] == ["todo", "in_progress"]
 
 
 def test_poison_records_are_logged_counted_and_skipped_while_the_rest_is_delivered(
@@ -110,7 +97,7 @@ def test_poison_records_are_logged_counted_and_skipped_while_the_rest_is_deliver
     counts = ws_broadcast.handler(load_event("kafka-poison"), None)
 
     assert counts == {"records": 9, "delivered": 2, "pruned": 0, "skipped": 7, "failed": 0}
-    assert [m["eventId"] for m in _posted("c-1")] == [
+    assert [m["eventId"] for m in posted("c-1")] == [
         "ticket.updated-0-201",
         "ticket.updated-0-208",
     ]
