@@ -4,10 +4,12 @@ ticket changes, whether the test PATCHes it or another browser does."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
 
 from tests.e2e.realtime_stack import Stack, running_stack
@@ -103,6 +105,44 @@ def test_board_page_sees_a_change_made_in_another_browser(browser: Any, stack: S
     mover.wait_for_selector(card("in-progress", "t-3"), timeout=WAIT_MS)
     watcher.context.close()
     mover.context.close()
+
+
+def test_board_page_drops_an_event_id_it_has_already_applied(browser: Any, stack: Stack) -> None:
+    """Delivery is at least once: a repeated eventId must not move the card again."""
+    assert stack.dev.realtime is not None
+    server = stack.dev.realtime.servers[0]
+    known = {connection.connection_id for connection in server.registry}
+    page = logged_in_page(browser, stack, "bob")
+    (connection_id,) = {c.connection_id for c in server.registry} - known
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=server.management_url,
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+
+    def deliver(event_id: str, ticket_id: str, title: str, status: str) -> None:
+        message = {
+            "type": "ticket.updated",
+            "eventId": event_id,
+            "projectId": "p-2",
+            "ticket": {"id": ticket_id, "title": title, "status": status},
+            "at": "2026-01-01T00:00:00Z",
+        }
+        client.post_to_connection(ConnectionId=connection_id, Data=json.dumps(message).encode())
+
+    deliver("ticket.updated-0-999998", "t-5", "Fix the login page", "done")
+    page.wait_for_selector(card("done", "t-5"), timeout=WAIT_MS)
+    # The same eventId again, as a redelivery brings it; then a new one. Messages arrive in
+    # order, so once the new one has moved its card, the repeated one has been read.
+    deliver("ticket.updated-0-999998", "t-5", "Fix the login page", "todo")
+    deliver("ticket.updated-0-999999", "t-4", "Write the release notes", "done")
+    page.wait_for_selector(card("done", "t-4"), timeout=WAIT_MS)
+
+    assert page.query_selector(card("done", "t-5")) is not None
+    assert page.query_selector(card("todo", "t-5")) is None
+    page.context.close()
 
 
 def test_board_page_shows_when_the_board_is_degraded(browser: Any, stack: Stack) -> None:
