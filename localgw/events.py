@@ -224,33 +224,18 @@ def build_http_event(
 
 
 def build_authorizer_event(
-    request: HttpRequest,
-    *,
-    route_key: str,
-    path_parameters: dict[str, str],
-    api_id: str,
-    stage: str = "$default",
-    request_id: str,
-    route_arn: str,
-    identity_source: list[str],
-    epoch: float | None = None,
+    route_event: dict[str, Any], *, route_arn: str, identity_source: list[str]
 ) -> dict[str, Any]:
-    """A Lambda REQUEST authorizer's payload 2.0 event (the route event without the body)."""
-    event = _event_base(
-        request,
-        route_key=route_key,
-        path_parameters=path_parameters,
-        api_id=api_id,
-        stage=stage,
-        request_id=request_id,
-        epoch=time.time() if epoch is None else epoch,
-    )
+    """A Lambda REQUEST authorizer's payload 2.0 event: the route's event without its body, plus
+    ``type``, ``routeArn`` and ``identitySource``."""
+    skip = {"version", "body", "isBase64Encoded"}
     return {
         "version": "2.0",
         "type": "REQUEST",
         "routeArn": route_arn,
         "identitySource": identity_source,
-        **{key: value for key, value in event.items() if key != "version"},
+        **{key: value for key, value in route_event.items() if key not in skip},
+        "requestContext": dict(route_event["requestContext"]),
     }
 
 

@@ -39,7 +39,7 @@ from localgw.events import (
     error_response,
     parse_http_response,
 )
-from localgw.routes import RouteMatch, RouteTable
+from localgw.routes import RouteTable
 from localgw.runtime import InvokeResult
 from localgw.template import Authorizer, HttpApiSpec
 
@@ -98,14 +98,6 @@ class HttpApiService:
         if match is None:
             return error_response(404), ""
         route = match.route
-        authorizer_context: dict[str, Any] | None = None
-        if route.authorizer is not None:
-            outcome = await self._authorize(
-                self.api.authorizers[route.authorizer], request, match, request_id
-            )
-            if isinstance(outcome, HttpResponse):
-                return outcome, route.route_key
-            authorizer_context = outcome.context
         event = build_http_event(
             request,
             route_key=route.route_key,
@@ -113,8 +105,13 @@ class HttpApiService:
             api_id=self.api.api_id,
             stage=self.api.stage,
             request_id=request_id,
-            authorizer_context=authorizer_context,
         )
+        if route.authorizer is not None:
+            authorizer = self.api.authorizers[route.authorizer]
+            outcome = await self._authorize(authorizer, request, event, request_id)
+            if isinstance(outcome, HttpResponse):
+                return outcome, route.route_key
+            event["requestContext"]["authorizer"] = {"lambda": outcome.context}
         return await self._integrate(route.function_id, route.timeout_ms, event), route.route_key
 
     async def _integrate(self, function_id: str, timeout_ms: int, event: Any) -> HttpResponse:
@@ -144,10 +141,14 @@ class HttpApiService:
             return error_response(500)
 
     async def _authorize(
-        self, authorizer: Authorizer, request: HttpRequest, match: RouteMatch, request_id: str
+        self,
+        authorizer: Authorizer,
+        request: HttpRequest,
+        route_event: dict[str, Any],
+        request_id: str,
     ) -> Decision | HttpResponse:
         query = _query(request.query)
-        route_key = match.route.route_key
+        route_key = str(route_event["routeKey"])
         values = identity_values(
             authorizer, request, query, {"routeKey": route_key, "requestId": request_id}
         )
@@ -156,16 +157,7 @@ class HttpApiService:
         decision = self.cache.get(authorizer, values)
         if decision is None:
             route_arn = self._route_arn(request.method, request.path)
-            event = build_authorizer_event(
-                request,
-                route_key=route_key,
-                path_parameters=match.path_parameters,
-                api_id=self.api.api_id,
-                stage=self.api.stage,
-                request_id=request_id,
-                route_arn=route_arn,
-                identity_source=values,
-            )
+            event = build_authorizer_event(route_event, route_arn=route_arn, identity_source=values)
             result = await self.invoker.invoke(
                 authorizer.function_id,
                 event,

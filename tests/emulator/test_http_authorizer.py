@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import load_event
 from tests.emulator.harness import RunningEmulator, app_emulator, running
 
 
@@ -41,8 +42,21 @@ def test_authorizer_allow_puts_context_into_route_event(gateway: RunningEmulator
     status, body = gateway.json("GET", "/items/42", headers={"Authorization": "allow-alice"})
     assert status == 200
     event = body["event"]
-    assert event["requestContext"]["authorizer"] == {"lambda": {"user": "alice", "calls": 1}}
+    context = event["requestContext"]["authorizer"]["lambda"]
+    assert (context["user"], context["calls"]) == ("alice", 1)
     assert event["pathParameters"] == {"id": "42"}
+
+
+def test_authorizer_event_has_the_keys_of_the_reference_event(gateway: RunningEmulator) -> None:
+    # Reference: events/authorizer-http.json (AWS's payload format 2.0 authorizer example); this
+    # request has no cookies, query string or stage variables, which API Gateway then leaves out.
+    reference = set(load_event("authorizer-http")) - {"cookies", "queryStringParameters"}
+    reference -= {"stageVariables"}
+    status, body = gateway.json("GET", "/items/42", headers={"Authorization": "allow-keys"})
+    assert status == 200
+    context = body["event"]["requestContext"]["authorizer"]["lambda"]
+    assert set(context["eventKeys"].split(",")) == reference
+    assert context["identitySource"] == "allow-keys"
 
 
 def test_authorizer_deny_gives_403_forbidden(gateway: RunningEmulator) -> None:

@@ -17,7 +17,12 @@ def handler(event, context):
     if token == "garbage":
         return "not an authorizer answer"
     allowed = token.startswith("allow-")
-    context_values = {"user": token.removeprefix("allow-"), "calls": CALLS["count"]}
+    context_values = {
+        "user": token.removeprefix("allow-"),
+        "calls": CALLS["count"],
+        "eventKeys": ",".join(sorted(event)),
+        "identitySource": ",".join(event.get("identitySource") or []),
+    }
     if "x-token" in headers:
         return {
             "principalId": context_values["user"],
