@@ -158,6 +158,40 @@ def test_devstack_answers_preflight_for_the_board_page_origin(stack: Stack) -> N
     assert headers["access-control-allow-origin"] == origin
 
 
+def test_devstack_login_refuses_wrong_password_and_refresh_token_works_once(stack: Stack) -> None:
+    status, _, body = stack.call("POST", "/auth/login", {"username": "alice", "password": "nope"})
+    assert status == 401, body
+    status, _, login = stack.call(
+        "POST", "/auth/login", {"username": "alice", "password": "alice-password"}
+    )
+    assert status == 200
+    refresh = {"refreshToken": login["refreshToken"]}
+    status, _, renewed = stack.call("POST", "/auth/refresh", refresh)
+    assert status == 200, renewed
+    status, _, me = stack.call("GET", "/auth/me", token=renewed["accessToken"])
+    assert (status, me["userId"]) == (200, "alice")
+    status, _, _ = stack.call("POST", "/auth/refresh", refresh)
+    assert status == 401
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/tickets", {"projectId": "p-1"}),
+        ("POST", "/tickets", {"projectId": "p-1", "title": "x", "status": "lost"}),
+        ("PATCH", "/tickets/t-1", {"status": "lost"}),
+        ("PATCH", "/tickets/t-1", {"colour": "blue"}),
+    ],
+)
+def test_devstack_tickets_answer_bad_input_with_400(
+    stack: Stack, method: str, path: str, body: dict[str, str]
+) -> None:
+    token = stack.login("alice")
+    status, _, answer = stack.call(method, path, body, token)
+    assert status == 400, answer
+    assert answer["message"]
+
+
 def test_devstack_ticket_change_produces_ticket_updated_record(
     stack: Stack, kafka_bootstrap: str
 ) -> None:
