@@ -130,6 +130,13 @@ def _parse_head(raw: bytes) -> _Head:
     return _Head(parts[0].upper(), parts[1], parts[2], headers, raw)
 
 
+def _content_length(head: _Head) -> int:
+    text = head.header("content-length") or "0"
+    if head.header("transfer-encoding") or not text.isdigit():
+        raise _BadRequest("only Content-Length bodies are read")
+    return int(text)
+
+
 def _http_response(
     status: int, reason: str, headers: list[tuple[str, str]], body: bytes, *, keep_alive: bool
 ) -> bytes:
@@ -298,45 +305,50 @@ class _Gateway(asyncio.StreamReaderProtocol):
 
     def _answer_pending(self, answers: list[bytes]) -> bool:
         """Answer every complete request in the buffer; False when the connection must close."""
-        while True:
-            end = self._pending.find(b"\r\n\r\n")
-            if end < 0:
-                if len(self._pending) > HEAD_LIMIT_BYTES:
-                    raise _BadRequest("request head too large")
-                return True
-            head = _parse_head(bytes(self._pending[: end + 4]))
-            if head.upgrade:
-                self._upgrade(head, answers)
-                return True
-            length_text = head.header("content-length") or "0"
-            if head.header("transfer-encoding") or not length_text.isdigit():
-                raise _BadRequest("only Content-Length bodies are read")
-            length = int(length_text)
-            if length > MANAGEMENT_BODY_LIMIT_BYTES:
-                body = b'{"message":"Request Entity Too Large"}'
-                answers.append(_http_response(413, "Payload Too Large", [], body, keep_alive=False))
-                return False
-            total = end + 4 + length
-            if len(self._pending) < total:
-                return True
-            body = bytes(self._pending[end + 4 : total])
-            del self._pending[:total]
-            answer = handle_management(self._server.registry, head.method, head.target, body)
-            if answer.status == 200 and not answer.body and head.keep_alive:
-                answers.append(_POSTED)  # the common answer of a broadcast, built once
-                continue
-            reason = _REASONS.get(answer.status, "Error")
-            answers.append(
-                _http_response(
-                    answer.status,
-                    reason,
-                    list(answer.headers),
-                    answer.body,
-                    keep_alive=head.keep_alive,
-                )
-            )
-            if not head.keep_alive:
-                return False
+        pending = self._pending
+        start = (
+            0  # what is answered is cut from the buffer once, at the end: cheaper than per request
+        )
+        try:
+            while True:
+                end = pending.find(b"\r\n\r\n", start)
+                if end < 0:
+                    if len(pending) - start > HEAD_LIMIT_BYTES:
+                        raise _BadRequest("request head too large")
+                    return True
+                head = _parse_head(bytes(pending[start : end + 4]))
+                if head.upgrade:
+                    del pending[:start]
+                    start = 0
+                    self._upgrade(head, answers)
+                    return True
+                length = _content_length(head)
+                if length > MANAGEMENT_BODY_LIMIT_BYTES:
+                    body = b'{"message":"Request Entity Too Large"}'
+                    answers.append(
+                        _http_response(413, "Payload Too Large", [], body, keep_alive=False)
+                    )
+                    return False
+                total = end + 4 + length
+                if len(pending) < total:
+                    return True
+                body = bytes(pending[end + 4 : total])
+                start = total
+                answers.append(self._answer(head, body))
+                if not head.keep_alive:
+                    return False
+        finally:
+            if start:
+                del pending[:start]
+
+    def _answer(self, head: _Head, body: bytes) -> bytes:
+        answer = handle_management(self._server.registry, head.method, head.target, body)
+        if answer.status == 200 and not answer.body and head.keep_alive:
+            return _POSTED  # the common answer of a broadcast, built once
+        reason = _REASONS.get(answer.status, "Error")
+        return _http_response(
+            answer.status, reason, list(answer.headers), answer.body, keep_alive=head.keep_alive
+        )
 
     def _upgrade(self, head: _Head, answers: list[bytes]) -> None:
         transport = self._gateway_transport
