@@ -4,6 +4,7 @@ the emulator's real socket, with real WebSocket clients on the other end."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -168,3 +169,48 @@ def test_management_path_outside_connections_is_forbidden(app: RunningApp) -> No
 
     assert response.status == 403
     assert body["message"] == "Forbidden"
+
+
+def raw_exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` bytes as they are and read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"NOT-HTTP\r\n\r\n",
+        b"POST /test/@connections/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST /test/@connections/x HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
+        b"GET /test/@connections/x HTTP/1.1\r\nno colon here\r\n\r\n",
+    ],
+)
+def test_management_malformed_request_is_answered_400_and_closed(
+    app: RunningApp, request_bytes: bytes
+) -> None:
+    answer = raw_exchange(app.server.port, request_bytes)
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+
+
+def test_management_pipelined_requests_are_answered_in_order(app: RunningApp) -> None:
+    with connect(app.url("token=good"), open_timeout=10) as ws:
+        connection_id = connection_id_of(ws)
+        requests = b"".join(
+            f"POST /test/@connections/{connection_id} HTTP/1.1\r\nHost: x\r\n"
+            f"Content-Length: {len(str(n))}\r\n\r\n{n}".encode()
+            for n in range(50)
+        )
+        gone = b"GET /test/@connections/gone= HTTP/1.1\r\nConnection: close\r\n\r\n"
+        answer = raw_exchange(app.server.port, requests + gone)
+        received = [ws.recv(timeout=10) for _ in range(50)]
+
+    assert answer.count(b"HTTP/1.1 200 OK") == 50
+    assert answer.rstrip().endswith(b"}")
+    assert b"HTTP/1.1 410 Gone" in answer.split(b"HTTP/1.1 200 OK")[-1]
+    assert received == [str(n) for n in range(50)]
