@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from devstack.services import Service, start_kafka, start_redis
+from tests.support.redis_cluster import RedisClusterNodes, start_redis_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -58,6 +59,13 @@ def redis_factory() -> Iterator[Callable[..., Service]]:
     yield factory
     for service in started:
         service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterNodes]:
+    """A three-master Redis Cluster for the session, started on first use; tests flush it."""
+    with start_redis_cluster(masters=3) as nodes:
+        yield nodes
 
 
 @pytest.fixture(scope="session")

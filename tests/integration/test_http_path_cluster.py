@@ -16,34 +16,25 @@ from redis.cluster import RedisCluster
 from gateway.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker, CircuitOpen
 from gateway.observability import get_metrics
 from gateway.ratelimit import Policy
+from gateway.redis_client import close_client
 from gateway.upstream import ConnectionPool
 from tests.conftest import load_event
-from tests.support.redis_cluster import RedisClusterNodes, start_redis_cluster
+from tests.support.redis_cluster import RedisClusterNodes
 from tests.support.upstreams import Upstream, echo, status
 
 NAMES = ["tickets", "assignments", "auth", "search", "files", "reports"]
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterNodes]:
-    with start_redis_cluster(masters=3) as nodes:
-        yield nodes
-
-
 @pytest.fixture
-def client(cluster: RedisClusterNodes) -> Iterator[RedisCluster]:
-    created = RedisCluster.from_url(cluster.url, socket_timeout=0.5)
+def client(redis_cluster: RedisClusterNodes) -> Iterator[RedisCluster]:
+    created = RedisCluster.from_url(redis_cluster.url, socket_timeout=0.5)
     created.flushall()
     yield created
-    # RedisCluster.close() leaves its nodes' pools connected (they were handed in, not owned).
-    for node in created.get_nodes():
-        if node.redis_connection is not None:
-            node.redis_connection.connection_pool.disconnect()
-    created.close()
+    close_client(created)
 
 
 def test_breaker_transitions_on_the_cluster_for_keys_on_every_master(
-    client: RedisCluster, cluster: RedisClusterNodes
+    client: RedisCluster, redis_cluster: RedisClusterNodes
 ) -> None:
     for name in NAMES:
         breaker = CircuitBreaker(
@@ -62,7 +53,7 @@ def test_breaker_transitions_on_the_cluster_for_keys_on_every_master(
 
     masters = {client.get_node_from_key(f"cb:{{{name}}}").name for name in NAMES}
     assert len(masters) >= 2, "the breakers' keys should spread over the masters"
-    assert {node.address for node in cluster.nodes} >= masters
+    assert {node.address for node in redis_cluster.nodes} >= masters
 
 
 def test_breaker_on_the_cluster_is_shared_by_two_instances(client: RedisCluster) -> None:

@@ -16,22 +16,16 @@ import redis
 from redis.cluster import RedisCluster
 
 from gateway.ratelimit import Decision, LoginGuard, Policy, RateLimiter, limit_key
-from gateway.redis_client import get_redis, reset_redis
+from gateway.redis_client import close_client, get_redis, reset_redis
 from tests.support.redis_cluster import RedisClusterNodes, start_redis_cluster
 
 THREE_PER_DAY = Policy("tickets", 3, 86400)
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[RedisClusterNodes]:
-    with start_redis_cluster(masters=3) as nodes:
-        yield nodes
-
-
 @pytest.fixture
-def client(cluster: RedisClusterNodes) -> Iterator[RedisCluster]:
+def client(redis_cluster: RedisClusterNodes) -> Iterator[RedisCluster]:
     reset_redis()
-    created = get_redis(cluster.url, cluster=True)
+    created = get_redis(redis_cluster.url, cluster=True)
     assert isinstance(created, RedisCluster)
     created.flushall()
     yield created
@@ -56,7 +50,7 @@ def test_cluster_has_three_masters_sharing_every_slot(client: RedisCluster):
 
 
 def test_route_group_limits_on_the_cluster_are_exact_per_identity(
-    client: RedisCluster, cluster: RedisClusterNodes
+    client: RedisCluster, redis_cluster: RedisClusterNodes
 ):
     limiter = RateLimiter(client)
     identities = [f"user:u-{i}" for i in range(30)]
@@ -70,13 +64,13 @@ def test_route_group_limits_on_the_cluster_are_exact_per_identity(
         assert [d.allowed for d in decisions] == [True, True, True, False]
         assert not any(d.degraded for d in decisions)
     # The buckets spread over the shards: every master holds some.
-    per_node = keys_by_node(cluster)
+    per_node = keys_by_node(redis_cluster)
     assert all(per_node.values())
     assert sum(len(keys) for keys in per_node.values()) == 30
 
 
 def test_login_protection_on_the_cluster_stops_guesses_and_lets_the_owner_in(
-    client: RedisCluster, cluster: RedisClusterNodes
+    client: RedisCluster, redis_cluster: RedisClusterNodes
 ):
     guard = LoginGuard(
         RateLimiter(client),
@@ -104,16 +98,16 @@ def test_login_protection_on_the_cluster_stops_guesses_and_lets_the_owner_in(
     assert owner_again.allowed
     assert (newcomer.allowed, newcomer.policy.name) == (False, "login-user-global-failures")
     assert not any(d.degraded for d in [owner_login, *guesses, *botnet, owner_again, newcomer])
-    holders = [address for address, keys in keys_by_node(cluster).items() if keys]
+    holders = [address for address, keys in keys_by_node(redis_cluster).items() if keys]
     assert len(holders) == 1  # every login key on one shard: one hash tag
 
 
 def test_limiter_on_the_cluster_loads_its_script_again_after_a_flush(
-    client: RedisCluster, cluster: RedisClusterNodes
+    client: RedisCluster, redis_cluster: RedisClusterNodes
 ):
     limiter = RateLimiter(client)
     limiter.hit(limit_key("tickets", "user:u-1"), THREE_PER_DAY)
-    for node in cluster.nodes:
+    for node in redis_cluster.nodes:
         plain = redis.Redis(host=node.host, port=node.port)
         plain.script_flush()
         plain.close()
@@ -125,7 +119,7 @@ def test_limiter_on_the_cluster_loads_its_script_again_after_a_flush(
 
 
 def test_fifty_concurrent_cluster_clients_get_exactly_one_hundred_admitted(
-    cluster: RedisClusterNodes, client: RedisCluster
+    redis_cluster: RedisClusterNodes, client: RedisCluster
 ):
     policy = Policy("tickets", 100, 86400)
     key = limit_key("tickets", "user:shared")
@@ -134,7 +128,7 @@ def test_fifty_concurrent_cluster_clients_get_exactly_one_hundred_admitted(
     lock = threading.Lock()
 
     def client_thread() -> None:
-        own = RedisCluster.from_url(cluster.url, socket_timeout=10)
+        own = RedisCluster.from_url(redis_cluster.url, socket_timeout=10)
         try:
             limiter = RateLimiter(own)
             barrier.wait(timeout=60)
@@ -142,7 +136,7 @@ def test_fifty_concurrent_cluster_clients_get_exactly_one_hundred_admitted(
             with lock:
                 admitted.update(d.allowed for d in outcomes if not d.degraded)
         finally:
-            own.close()
+            close_client(own)
 
     threads = [threading.Thread(target=client_thread) for _ in range(50)]
     for thread in threads:

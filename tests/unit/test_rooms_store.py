@@ -9,13 +9,16 @@ import redis
 from redis.cluster import RedisCluster
 
 from devstack.services import Service
+from gateway.redis_client import close_client
 from gateway.rooms import CONNECTION_TTL_SECONDS, RoomStore, StoreUnavailable
-from tests.support.redis_cluster import start_redis_cluster
+from tests.support.redis_cluster import RedisClusterNodes
 
 
 @pytest.fixture
-def store(redis_url: str) -> RoomStore:
-    return RoomStore(redis.Redis.from_url(redis_url))
+def store(redis_url: str) -> Iterator[RoomStore]:
+    client = redis.Redis.from_url(redis_url)
+    yield RoomStore(client)
+    client.close()
 
 
 def test_open_records_user_projects_and_two_hour_expiry(
@@ -147,16 +150,10 @@ def test_store_operations_raise_store_unavailable_when_redis_is_down(
     client.close()
 
 
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    with start_redis_cluster() as cluster:
-        yield cluster.url
-
-
-def test_store_round_trip_on_a_real_redis_cluster(cluster_url: str) -> None:
+def test_store_round_trip_on_a_real_redis_cluster(redis_cluster: RedisClusterNodes) -> None:
     # Record and rooms sit in different slots; every command touches one key, so cluster mode
     # (ElastiCache) needs no CROSSSLOT-free tricks.
-    client = RedisCluster.from_url(cluster_url)
+    client = RedisCluster.from_url(redis_cluster.url)
     store = RoomStore(client, prefix="ws-test:")
     slots = {
         client.keyslot(store.connection_key("c-1")),
@@ -174,4 +171,4 @@ def test_store_round_trip_on_a_real_redis_cluster(cluster_url: str) -> None:
 
     assert store.get("c-1") is None
     assert store.members("p-1") == []
-    client.close()
+    close_client(client)

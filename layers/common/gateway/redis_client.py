@@ -20,7 +20,7 @@ from redis.retry import Retry
 
 from gateway.config import env_bool, env_float, env_str
 
-__all__ = ["RedisLike", "get_redis", "reset_redis"]
+__all__ = ["RedisLike", "close_client", "get_redis", "reset_redis"]
 
 RedisLike = redis.Redis | RedisCluster
 
@@ -62,10 +62,24 @@ def get_redis(url: str | None = None, cluster: bool | None = None) -> RedisLike:
         return _client
 
 
+def close_client(client: RedisLike) -> None:
+    """Close ``client`` and every socket it holds, a cluster client's node connections included.
+
+    ``RedisCluster.close()`` closes each node's client, but those were built on connection pools
+    handed to them, which a client never disconnects; their sockets stay open until garbage
+    collection finds them, and Python warns about each one then.
+    """
+    if isinstance(client, RedisCluster):
+        for node in client.get_nodes():  # type: ignore[no-untyped-call]
+            if node.redis_connection is not None:
+                node.redis_connection.connection_pool.disconnect()
+    client.close()
+
+
 def reset_redis() -> None:
     """Forget the process's client (tests, and the emulator's reload), closing its connections."""
     global _client
     with _lock:
         if _client is not None:
-            _client.close()
+            close_client(_client)
         _client = None
