@@ -38,6 +38,7 @@ class BroadcastReport:
     poison: list[PoisonRecord] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
+        """The batch's figures by name, as the handler returns and logs them."""
         return {
             "records": self.records,
             "delivered": self.delivered,

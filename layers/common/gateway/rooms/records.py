@@ -54,6 +54,7 @@ class KafkaRecord:
 
     @property
     def event_id(self) -> str:
+        """``<topic>-<partition>-<offset>``: the same for every redelivery of this record."""
         return f"{self.topic}-{self.partition}-{self.offset}"
 
 

@@ -64,9 +64,11 @@ class RoomStore:
         self._ttl = ttl_seconds
 
     def connection_key(self, connection_id: str) -> str:
+        """The hash of one connection's record, hash-tagged by the connection id."""
         return f"{self._prefix}conn:{{{connection_id}}}"
 
     def room_key(self, project_id: str) -> str:
+        """The set of a project's connection ids, hash-tagged by the project id."""
         return f"{self._prefix}room:{{{project_id}}}"
 
     def open(
