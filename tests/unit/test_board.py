@@ -9,16 +9,16 @@ from typing import Any
 
 import board
 import pytest
-import redis
 from board import Board, BoardSettings
 
 from devstack.services import free_port
 from gateway.breaker import CircuitBreaker
 from gateway.ratelimit import Policy
 from gateway.redis_client import reset_redis
-from gateway.upstream import ConnectionPool, default_pool
+from gateway.upstream import default_pool
 from tests.conftest import load_event
 from tests.support.upstreams import LambdaContext, Upstream, json_answer, slow, status
+from tests.unit.conftest import Parts
 
 TICKETS = [{"id": "t-1", "title": "Fix login", "status": "open"}]
 ASSIGNMENTS = [{"ticketId": "t-1", "userId": "u-42"}]
@@ -26,9 +26,7 @@ MakeBoard = Callable[..., Board]
 
 
 @pytest.fixture
-def make_board(redis_url: str) -> Iterator[MakeBoard]:
-    pools: list[ConnectionPool] = []
-
+def make_board(gateway_parts: Parts) -> Iterator[MakeBoard]:
     def make(
         tickets_url: str,
         assignments_url: str,
@@ -38,9 +36,7 @@ def make_board(redis_url: str) -> Iterator[MakeBoard]:
         threshold: int = 5,
         cooldown: float = 30,
     ) -> Board:
-        client = redis.Redis.from_url(redis_url, socket_timeout=0.25)
-        pool = ConnectionPool()
-        pools.append(pool)
+        client, pool = gateway_parts()
         settings = BoardSettings(
             tickets_url, assignments_url, timeout=timeout, rate_limit=Policy.parse(limit, "board")
         )
@@ -57,8 +53,6 @@ def make_board(redis_url: str) -> Iterator[MakeBoard]:
         )
 
     yield make
-    for pool in pools:
-        pool.close()
     board.metrics.clear_metrics()  # Board.handle adds metrics that only the handler flushes
 
 

@@ -10,13 +10,12 @@ from typing import Any
 
 import proxy
 import pytest
-import redis
 from proxy import Proxy, ProxySettings
 
 from gateway.breaker import CircuitBreaker
 from gateway.ratelimit import Policy
 from gateway.redis_client import reset_redis
-from gateway.upstream import ConnectionPool, default_pool
+from gateway.upstream import default_pool
 from tests.conftest import load_event
 from tests.support.upstreams import (
     LambdaContext,
@@ -30,15 +29,15 @@ from tests.support.upstreams import (
     slow,
     status,
 )
+from tests.unit.conftest import Parts
 
 ORIGIN = "https://board.example.com"
 MakeProxy = Callable[..., Proxy]
 
 
 @pytest.fixture
-def make_proxy(redis_url: str) -> Iterator[MakeProxy]:
+def make_proxy(gateway_parts: Parts) -> Iterator[MakeProxy]:
     """Build a proxy as a warm function would hold it, on the session's Redis."""
-    pools: list[ConnectionPool] = []
 
     def make(
         url: str,
@@ -48,9 +47,7 @@ def make_proxy(redis_url: str) -> Iterator[MakeProxy]:
         limit: str = "100/60",
         threshold: int = 5,
     ) -> Proxy:
-        client = redis.Redis.from_url(redis_url, socket_timeout=0.25)
-        pool = ConnectionPool()
-        pools.append(pool)
+        client, pool = gateway_parts()
         settings = ProxySettings(
             group,
             url,
@@ -62,8 +59,6 @@ def make_proxy(redis_url: str) -> Iterator[MakeProxy]:
         return Proxy(settings, redis=client, pool=pool, breaker=breaker)
 
     yield make
-    for pool in pools:
-        pool.close()
     proxy.metrics.clear_metrics()  # Proxy.handle adds metrics that only the handler flushes
 
 
