@@ -1,45 +1,43 @@
 """The Broadcaster's own rules, with a scripted client: backoff bounds, settings, and a recipient
-whose send fails in a way botocore does not know. The HTTP behaviour (410, 429, 500, pool bound)
-is tested over real sockets in tests/integration/test_realtime.py."""
+whose send fails in a way the Management API client does not name. The HTTP behaviour (410, 429,
+500, pool bound) is tested over real sockets in tests/integration/test_realtime.py, the client's
+own in tests/unit/test_rooms_sender.py."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from gateway.rooms import Broadcaster
+from gateway.rooms.sender import ManagementApiError
+from gateway.upstream.errors import UpstreamUnavailable
 
 
 class ScriptedClient:
-    """Answers post_to_connection from a script: per connection id, a list of outcomes."""
+    """Answers posts from a script: per connection id, a list of outcomes."""
 
     def __init__(self, script: dict[str, list[Exception | None]]) -> None:
         self.script = script
         self.posted: list[str] = []
+        self.closed = False
         self._lock = threading.Lock()
 
-    def post_to_connection(self, *, Data: bytes, ConnectionId: str) -> Any:
+    def post(self, connection_id: str, data: bytes) -> None:
         with self._lock:
-            outcomes = self.script.get(ConnectionId, [])
+            outcomes = self.script.get(connection_id, [])
             outcome = outcomes.pop(0) if outcomes else None
             if outcome is None:
-                self.posted.append(ConnectionId)
+                self.posted.append(connection_id)
         if outcome is not None:
             raise outcome
-        return {}
+
+    def close(self) -> None:
+        self.closed = True
 
 
-def _throttled() -> ClientError:
-    return ClientError(
-        {
-            "Error": {"Code": "LimitExceededException", "Message": "Rate exceeded"},
-            "ResponseMetadata": {"HTTPStatusCode": 429},
-        },
-        "PostToConnection",
-    )
+def _throttled() -> ManagementApiError:
+    return ManagementApiError(429, "LimitExceededException", "Rate exceeded")
 
 
 def test_backoff_sleeps_stay_under_doubling_ceilings_and_attempts_are_bounded() -> None:
@@ -90,6 +88,61 @@ def test_empty_room_sends_nothing() -> None:
 
     assert (result.delivered, result.failed, result.gone) == (0, 0, [])
     assert client.posted == []
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ManagementApiError(429, "429"),
+        ManagementApiError(400, "TooManyRequestsException"),
+        ManagementApiError(400, "ThrottlingException"),
+    ],
+    ids=["bare-429", "too-many-requests", "throttling"],
+)
+def test_every_throttling_answer_is_retried(error: ManagementApiError) -> None:
+    client = ScriptedClient({"c-1": [error]})
+
+    result = Broadcaster(client, concurrency=1, sleep=lambda _: None).send(b"{}", ["c-1"])
+
+    assert (result.delivered, result.failed, result.retries) == (1, 0, 1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ManagementApiError(410, "GoneException"), ManagementApiError(410, "410")],
+    ids=["named", "status-only"],
+)
+def test_gone_answer_is_reported_gone_and_not_retried(error: ManagementApiError) -> None:
+    client = ScriptedClient({"c-1": [error, error]})
+
+    result = Broadcaster(client, concurrency=1, sleep=lambda _: None).send(b"{}", ["c-1", "c-2"])
+
+    assert (result.delivered, result.failed, result.retries, result.gone) == (1, 0, 0, ["c-1"])
+
+
+def test_no_answer_for_one_recipient_is_logged_and_not_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = ScriptedClient({"c-1": [UpstreamUnavailable("connection reset"), None]})
+
+    result = Broadcaster(client, concurrency=1, sleep=lambda _: None).send(b"{}", ["c-1", "c-2"])
+
+    assert (result.delivered, result.failed, result.retries) == (1, 1, 0)
+    assert client.posted == ["c-2"]
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "c-1" in record.getMessage()
+    assert "connection reset" in record.getMessage()
+
+
+def test_close_stops_the_pool_and_closes_the_client() -> None:
+    client = ScriptedClient({})
+    broadcaster = Broadcaster(client, concurrency=2)
+    broadcaster.send(b"{}", ["c-1", "c-2"])
+
+    broadcaster.close()
+
+    assert client.closed
+    assert broadcaster._pool is None
 
 
 @pytest.mark.parametrize("settings", [{"concurrency": 0}, {"max_attempts": 0}])

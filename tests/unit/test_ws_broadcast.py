@@ -1,4 +1,6 @@
-"""The Kafka-triggered broadcast handler on the event files: real Redis, moto's Management API."""
+"""The Kafka-triggered broadcast handler on the event files: real Redis, and moto's Management API
+served on a loopback socket (the handler's client speaks HTTP itself, signed; moto's server
+routes a request to its Management API by that signature's service)."""
 
 from __future__ import annotations
 
@@ -9,27 +11,37 @@ from typing import Any
 import pytest
 import redis
 import ws_broadcast
-from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from gateway.config import ConfigError
 from gateway.redis_client import reset_redis
 from tests.conftest import load_event
-from tests.support.moto_connections import posted
+from tests.support.moto_connections import clear_posted, posted
 
-ENDPOINT = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
 
 
 @pytest.fixture(autouse=True)
-def broadcast_env(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def broadcast_env(
+    redis_url: str, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", ENDPOINT)
+    monkeypatch.setenv("WS_MANAGEMENT_ENDPOINT", moto_endpoint)
     monkeypatch.setenv("BROADCAST_CONCURRENCY", "4")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
+    clear_posted()
     reset_redis()
     ws_broadcast.reset_broadcaster()
-    with mock_aws():
-        yield
+    yield
     ws_broadcast.reset_broadcaster()
     reset_redis()
 
@@ -145,7 +157,7 @@ def test_broadcaster_is_reused_while_warm_and_its_pool_fits_concurrency(
 
     assert ws_broadcast.get_broadcaster() is first
     assert first.concurrency == 4
-    assert first._client.meta.config.max_pool_connections == 4
+    assert first._client.pool.max_idle_per_origin == 4
 
     monkeypatch.setenv("BROADCAST_CONCURRENCY", "8")
     assert ws_broadcast.get_broadcaster() is not first
@@ -156,5 +168,17 @@ def test_management_client_takes_region_from_endpoint_host() -> None:
         "https://abc.execute-api.eu-west-3.amazonaws.com/prod", pool_size=2
     )
 
-    assert client.meta.region_name == "eu-west-3"
-    assert client.meta.endpoint_url == "https://abc.execute-api.eu-west-3.amazonaws.com/prod"
+    assert client.region == "eu-west-3"
+    assert client.endpoint_url == "https://abc.execute-api.eu-west-3.amazonaws.com/prod"
+    assert client.http.origin == ("https", "abc.execute-api.eu-west-3.amazonaws.com", 443)
+    assert client.http.base_path == "/prod"
+
+
+def test_management_client_takes_region_from_the_environment_for_a_local_endpoint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_REGION", "ap-south-1")
+
+    client = ws_broadcast.management_client("http://127.0.0.1:3001/dev", pool_size=2)
+
+    assert client.region == "ap-south-1"

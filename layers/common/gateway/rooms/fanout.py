@@ -1,8 +1,9 @@
 """Sending one message to every connection of a room through the API Gateway Management API.
 
 Sends run concurrently on a bounded thread pool that lives as long as the warm function, as does
-the boto3 client (botocore clients are thread-safe; its connection pool is sized to the thread
-pool so that no send waits for a socket). Each recipient ends one of three ways:
+the Management API client (:class:`~gateway.rooms.sender.ManagementApi`: its keep-alive
+connection pool is sized to the thread pool so that no send waits for a socket). Each recipient
+ends one of three ways:
 
 - delivered;
 - gone: API Gateway answered 410 ``GoneException``, the connection no longer exists;
@@ -10,7 +11,7 @@ pool so that no send waits for a socket). Each recipient ends one of three ways:
 
 Throttling (429, ``LimitExceededException``, ``TooManyRequestsException``,
 ``ThrottlingException``) is retried here with capped exponential backoff and full jitter, a bounded
-number of times; botocore's own retries are switched off so that the two never multiply.
+number of times; the client itself never retries, so the two never multiply.
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from __future__ import annotations
 import enum
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-import boto3
-from botocore import UNSIGNED
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from gateway.rooms.sender import DEFAULT_TIMEOUT, ManagementApi, ManagementApiError
+from gateway.upstream.errors import UpstreamError
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -46,13 +44,19 @@ DEFAULT_CONCURRENCY = 32
 _THROTTLE_CODES = frozenset(
     {"LimitExceededException", "TooManyRequestsException", "ThrottlingException", "429"}
 )
-_REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com")
 
 
 class ManagementClient(Protocol):
-    """The one Management API call a broadcast makes (boto3's ``apigatewaymanagementapi``)."""
+    """The one Management API call a broadcast makes, and closing the client's connections.
 
-    def post_to_connection(self, *, Data: bytes, ConnectionId: str) -> Any: ...
+    ``post`` returns once API Gateway accepted the message; it raises
+    :class:`~gateway.rooms.sender.ManagementApiError` for an error answer and an
+    :class:`~gateway.upstream.errors.UpstreamError` when no answer came.
+    """
+
+    def post(self, connection_id: str, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class _Outcome(enum.Enum):
@@ -119,11 +123,12 @@ class Broadcaster:
         return result
 
     def close(self) -> None:
-        """Stop the thread pool (tests, and anything that owns a Broadcaster for a while)."""
+        """Stop the thread pool and close the client's connections (tests, a settings change)."""
         with self._lock:
             if self._pool is not None:
                 self._pool.shutdown(wait=True)
                 self._pool = None
+        self._client.close()
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -136,9 +141,9 @@ class Broadcaster:
         while True:
             attempt += 1
             try:
-                self._client.post_to_connection(Data=data, ConnectionId=connection_id)
-            except ClientError as exc:
-                code, status = _error_of(exc)
+                self._client.post(connection_id, data)
+            except ManagementApiError as exc:
+                code, status = exc.code, exc.status
                 if code == "GoneException" or status == 410:
                     logger.debug("connection %s is gone", connection_id)
                     return _Outcome.GONE, attempt - 1
@@ -154,11 +159,11 @@ class Broadcaster:
                     code,
                 )
                 return _Outcome.FAILED, attempt - 1
-            except BotoCoreError as exc:
+            except UpstreamError as exc:
                 logger.warning("send to connection %s failed: %s", connection_id, exc)
                 return _Outcome.FAILED, attempt - 1
             except Exception:
-                # Not an error botocore knows: a bug, not the network. One recipient's failure
+                # Neither an answer nor a network failure: a bug. One recipient's failure
                 # still must not stop the others, so it is logged with its traceback and counted.
                 logger.exception("send to connection %s failed unexpectedly", connection_id)
                 return _Outcome.FAILED, attempt - 1
@@ -176,35 +181,13 @@ def management_client(
     *,
     pool_size: int = DEFAULT_CONCURRENCY,
     region: str | None = None,
-    connect_timeout: float = 2.0,
-    read_timeout: float = 5.0,
-) -> Any:
-    """A boto3 ``apigatewaymanagementapi`` client for ``endpoint_url``.
+    timeout: float = DEFAULT_TIMEOUT,
+) -> ManagementApi:
+    """The Management API client for ``endpoint_url``, keeping ``pool_size`` connections.
 
     ``endpoint_url`` is ``https://{api-id}.execute-api.{region}.amazonaws.com/{stage}`` on AWS
-    (the region is taken from it), a moto server or the local emulator's ``@connections`` address
-    elsewhere. Without credentials (the local emulator) requests go unsigned.
+    (the region is taken from it, else from ``AWS_REGION``), a moto server or the local
+    emulator's ``@connections`` address elsewhere. Each post is bounded by ``timeout`` seconds
+    in all. Without credentials (the local emulator) requests go unsigned, with a warning.
     """
-    session = boto3.session.Session()
-    match = _REGION_IN_HOST.search(endpoint_url)
-    resolved = region or (match.group(1) if match else None) or session.region_name or "us-east-1"
-    config = Config(
-        max_pool_connections=pool_size,
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-    )
-    if session.get_credentials() is None:
-        logger.warning(
-            "no AWS credentials found: Management API requests to %s go unsigned", endpoint_url
-        )
-        config = config.merge(Config(signature_version=UNSIGNED))
-    return session.client(
-        "apigatewaymanagementapi", endpoint_url=endpoint_url, region_name=resolved, config=config
-    )
-
-
-def _error_of(exc: ClientError) -> tuple[str, int]:
-    error = exc.response.get("Error", {})
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return str(error.get("Code", "")), int(status or 0)
+    return ManagementApi(endpoint_url, pool_size=pool_size, region=region, timeout=timeout)
