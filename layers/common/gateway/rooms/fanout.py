@@ -108,10 +108,25 @@ class Broadcaster:
     def send(self, data: bytes, connection_ids: Sequence[str]) -> FanoutResult:
         """Post ``data`` to every connection; returns once each one is delivered, gone or failed."""
         result = FanoutResult()
-        if len(connection_ids) == 1 or self._concurrency == 1:
-            outcomes = [self._post(data, cid) for cid in connection_ids]
-        else:
-            outcomes = list(self._executor().map(lambda cid: self._post(data, cid), connection_ids))
+        outcomes: list[tuple[_Outcome, int]] = [(_Outcome.FAILED, 0)] * len(connection_ids)
+        pending = enumerate(connection_ids)
+        taking = threading.Lock()
+
+        def work() -> None:
+            # Each worker takes the next recipient until none is left: one task per worker, not
+            # one future per recipient, so a large room costs no more hand-offs than a small one.
+            while True:
+                with taking:
+                    item = next(pending, None)
+                if item is None:
+                    return
+                outcomes[item[0]] = self._post(data, item[1])
+
+        workers = min(self._concurrency, len(connection_ids))
+        helpers = [self._executor().submit(work) for _ in range(workers - 1)] if workers > 1 else []
+        work()  # the calling thread is one of the workers
+        for helper in helpers:
+            helper.result()
         for cid, (outcome, retries) in zip(connection_ids, outcomes, strict=True):
             result.retries += retries
             if outcome is _Outcome.DELIVERED:
@@ -133,7 +148,9 @@ class Broadcaster:
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="broadcast")
+                # The calling thread is a worker too: the pool holds the others.
+                helpers = max(1, self._concurrency - 1)
+                self._pool = ThreadPoolExecutor(helpers, thread_name_prefix="broadcast")
             return self._pool
 
     def _post(self, data: bytes, connection_id: str) -> tuple[_Outcome, int]:

@@ -3,9 +3,11 @@ over pooled keep-alive connections.
 
 A boto3 ``post_to_connection`` costs about 0.9 ms of CPU, nearly all of it botocore building,
 validating, signing and parsing through its hooks; a broadcast to 1,000 connections spends a
-second there. This client does the same request with http.client on the layer's pooled
-:class:`~gateway.upstream.client.UpstreamClient` (every request bounded by one total deadline,
-TLS verified against the system's CA store), signed by :mod:`gateway.rooms.sigv4`.
+second there. This client sends the same request, signed by :mod:`gateway.rooms.sigv4`, as one
+write on a pooled keep-alive connection (:mod:`gateway.rooms.wire`). The endpoint is checked,
+and the pool and its deadline sockets (TLS verified against the system's CA store) are made, by
+the layer's :class:`~gateway.upstream.client.UpstreamClient`; every post is bounded by one total
+deadline.
 
 Answers are read as botocore reads a REST-JSON error: the type from the ``x-amzn-ErrorType``
 header, else the body's ``__type`` or ``code`` (a ``prefix#`` and a ``:suffix`` dropped), else
@@ -23,7 +25,8 @@ from urllib.parse import quote
 
 from gateway.rooms.errors import RoomsError
 from gateway.rooms.sigv4 import CredentialSource, Signer, payload_hash
-from gateway.upstream.client import ConnectionPool, UpstreamClient, UpstreamResponse
+from gateway.rooms.wire import Answer, exchange
+from gateway.upstream.client import ConnectionPool, UpstreamClient
 
 __all__ = ["DEFAULT_TIMEOUT", "ManagementApi", "ManagementApiError", "region_of"]
 
@@ -76,14 +79,14 @@ class ManagementApi:
         credentials: CredentialSource | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.timeout = timeout
         self.pool = ConnectionPool(max_idle_per_origin=pool_size)
         self.http = UpstreamClient(endpoint_url.rstrip("/"), timeout=timeout, pool=self.pool)
         self.signer = Signer(
             credentials or CredentialSource(), region=region or region_of(endpoint_url)
         )
-        # The client prefixes its base path (the stage) to every target; the signature covers
-        # the whole target as sent.
-        self._base_path = self.http.base_path
+        self._prefix = f"{self.http.base_path}/@connections/"
+        self._host_line = f"Host: {self.http.host_header}\r\n"
         self._body_hash: tuple[bytes, str] = (b"", payload_hash(b""))
         self._warned_unsigned = False
 
@@ -105,26 +108,32 @@ class ManagementApi:
             body_hash = payload_hash(data)
             self._body_hash = (data, body_hash)
 
-        path = "/@connections/" + quote(connection_id, safe="")
-        headers = self.signer.headers(
-            "POST", self.http.host_header, self._base_path + path, body_hash
-        )
+        target = self._prefix + quote(connection_id, safe="")
+        headers = self.signer.headers("POST", self.http.host_header, target, body_hash)
         if not headers and not self._warned_unsigned:
             self._warned_unsigned = True
             logger.warning(
                 "no AWS credentials found: Management API requests to %s go unsigned",
                 self.endpoint_url,
             )
-        response = self.http.request("POST", path, headers=headers, body=data)
-        if not 200 <= response.status < 300:
-            raise _error_of(response)
+        head = "".join(
+            [
+                f"POST {target} HTTP/1.1\r\n",
+                self._host_line,
+                *[f"{name}: {value}\r\n" for name, value in headers],
+                f"Content-Length: {len(data)}\r\n\r\n",
+            ]
+        )
+        answer = exchange(self.pool, self.http.origin, head.encode("latin-1") + data, self.timeout)
+        if not 200 <= answer.status < 300:
+            raise _error_of(answer)
 
     def close(self) -> None:
         """Close the idle connections."""
         self.pool.close()
 
 
-def _error_of(response: UpstreamResponse) -> ManagementApiError:
+def _error_of(response: Answer) -> ManagementApiError:
     body: object = None
     if response.body:
         try:
@@ -133,7 +142,7 @@ def _error_of(response: UpstreamResponse) -> ManagementApiError:
             body = None
     fields = body if isinstance(body, dict) else {}
 
-    code = response.header("x-amzn-ErrorType") or fields.get("__type") or fields.get("code")
+    code = response.header("x-amzn-errortype") or fields.get("__type") or fields.get("code")
     code = str(code).split(":", 1)[0].rsplit("#", 1)[-1] if code else str(response.status)
     message = fields.get("message") or fields.get("Message") or ""
     return ManagementApiError(response.status, code, str(message))
