@@ -8,12 +8,14 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from gateway.rooms.wire import MAX_ANSWER_BYTES, exchange
 from gateway.upstream.client import ConnectionPool
 from gateway.upstream.errors import UpstreamTimeout, UpstreamUnavailable
+from tests.support.upstreams import Upstream, echo, self_signed_tls
 
 REQUEST = b"POST /dev/@connections/c-1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
@@ -245,3 +247,22 @@ def test_answer_that_is_not_valid_http_is_unavailable(
     with pytest.raises(UpstreamUnavailable):
         exchange(pool, server.origin, REQUEST, 2.0)
     pool.close()
+
+
+def test_exchange_over_tls_keeps_one_connection_and_refuses_an_untrusted_certificate(
+    tmp_path: Path,
+) -> None:
+    server_tls, client_tls = self_signed_tls(tmp_path)
+    pool = ConnectionPool(tls=client_tls)
+    try:
+        with Upstream(echo(), tls=server_tls) as upstream:
+            origin = ("https", "127.0.0.1", upstream.port)
+            statuses = [exchange(pool, origin, REQUEST, 2.0).status for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        assert upstream.accepts == 1
+
+        with Upstream(echo(), tls=server_tls) as upstream, pytest.raises(UpstreamUnavailable):
+            exchange(ConnectionPool(), ("https", "127.0.0.1", upstream.port), REQUEST, 2.0)
+        assert upstream.requests == []
+    finally:
+        pool.close()
