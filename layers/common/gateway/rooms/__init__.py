@@ -3,7 +3,10 @@
 - :mod:`~gateway.rooms.store`: connection records and rooms (``ws:`` keys).
 - :mod:`~gateway.rooms.messages`: what clients send to the room routes and what they get back.
 - :mod:`~gateway.rooms.records`: Kafka event source mapping records and the ticket events inside.
-- :mod:`~gateway.rooms.fanout`: concurrent ``post_to_connection`` with 410 and throttling handled.
+- :mod:`~gateway.rooms.fanout`: concurrent posts to a room, with 410 and throttling handled.
+- :mod:`~gateway.rooms.sender`: the Management API client (``POST @connections/{id}``).
+- :mod:`~gateway.rooms.sigv4`: the Signature Version 4 it signs with, and the credentials.
+- :mod:`~gateway.rooms.wire`: one HTTP/1.1 exchange on a pooled keep-alive connection.
 - :mod:`~gateway.rooms.broadcast`: one Kafka batch, broadcast.
 - :mod:`~gateway.rooms.errors`: the exception tree.
 """
