@@ -23,6 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tests.support.loopback import LoopbackServer
+
 __all__ = [
     "LambdaContext",
     "Recorded",
@@ -135,17 +137,16 @@ class Upstream:
         self.accepts = 0
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.upstream = self
+        self._http = LoopbackServer(_Handler, _Server)
+        server = self._http.server
+        assert isinstance(server, _Server)
+        server.upstream = self
         if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+            server.socket = tls.wrap_socket(server.socket, server_side=True)
 
     @property
     def port(self) -> int:
-        return int(self._server.server_address[1])
+        return self._http.port
 
     @property
     def url(self) -> str:
@@ -154,7 +155,7 @@ class Upstream:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Upstream:
-        self._thread.start()
+        self._http.start()
         return self
 
     def drop_connections(self) -> None:
@@ -167,10 +168,8 @@ class Upstream:
             sock.close()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
         self.drop_connections()
-        self._thread.join(5)
 
     def __enter__(self) -> Upstream:
         return self.start()

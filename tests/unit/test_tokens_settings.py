@@ -21,7 +21,7 @@ from devstack.services import free_port
 from gateway.tokens import SettingsError, SettingsSource, parse_settings
 from gateway.tokens import settings as settings_module
 from gateway.tokens.settings import settings_from_environment
-from tests.support.jwt_keys import AUDIENCE, HS_SECRET, ISSUER
+from tests.support.jwt_keys import AUDIENCE, AUTHORIZER_ENV, HS_SECRET, ISSUER
 from tests.support.loopback import LoopbackServer
 
 SECRET_JSON = {
@@ -31,24 +31,11 @@ SECRET_JSON = {
     "secret": HS_SECRET,
     "leeway": 10,
 }
-JWT_ENV = (
-    "JWT_SETTINGS_SECRET_ARN",
-    "JWT_SETTINGS_PARAMETER",
-    "JWT_SETTINGS_CACHE_SECONDS",
-    "JWT_ISSUER",
-    "JWT_AUDIENCE",
-    "JWT_ALGORITHMS",
-    "JWT_JWKS_URL",
-    "JWT_SECRET",
-    "JWT_LEEWAY_SECONDS",
-    "AWS_SESSION_TOKEN",
-    "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT",
-)
 
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in JWT_ENV:
+    for name in (*AUTHORIZER_ENV, "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
