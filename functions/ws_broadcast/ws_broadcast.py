@@ -32,6 +32,11 @@ _broadcaster: tuple[tuple[str, int], Broadcaster] | None = None
 
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, int]:
+    """Lambda entry point (``ws_broadcast.handler``): broadcast one batch of Kafka records.
+
+    An unreachable Redis raises, so that the event source mapping delivers the batch again; a
+    poison record or a send that failed is counted and the batch goes on.
+    """
     source = {
         "event_source": event.get("eventSource"),
         "event_source_arn": event.get("eventSourceArn"),

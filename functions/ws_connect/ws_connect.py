@@ -36,6 +36,7 @@ Response = dict[str, Any]
 
 
 def handler(event: dict[str, Any], context: Any) -> Response:
+    """Lambda entry point (``ws_connect.handler``): serve one WebSocket route event."""
     request = event.get("requestContext") or {}
     route = request.get("routeKey")
     connection_id = request.get("connectionId")
