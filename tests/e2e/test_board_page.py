@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.e2e.realtime_stack import Stack, running_stack
+from tests.e2e.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.kafka, pytest.mark.slow]
 
@@ -86,7 +86,9 @@ def test_board_page_moves_the_card_when_a_patch_changes_the_ticket(
     page = logged_in_page(browser, stack, "alice")
     page.wait_for_selector(card("in-progress", "t-2"), timeout=WAIT_MS)
 
-    status, _ = stack.call("PATCH", "/tickets/t-2", {"status": "done"}, token=stack.login("alice"))
+    status, _, _ = stack.call(
+        "PATCH", "/tickets/t-2", {"status": "done"}, token=stack.login("alice")
+    )
 
     assert status == 200
     page.wait_for_selector(card("done", "t-2"), timeout=WAIT_MS)
@@ -148,7 +150,7 @@ def test_board_page_drops_an_event_id_it_has_already_applied(browser: Any, stack
 def test_board_page_shows_when_the_board_is_degraded(browser: Any, stack: Stack) -> None:
     assert stack.dev.demo is not None
     assignments = stack.dev.demo.assignments_url
-    status, _ = stack.call("POST", "/_admin/mode", {"mode": "fail"}, base=assignments)
+    status, _, _ = stack.call("POST", "/_admin/mode", {"mode": "fail"}, base=assignments)
     assert status == 200
     try:
         page = logged_in_page(browser, stack, "alice")

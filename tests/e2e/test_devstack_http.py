@@ -3,8 +3,6 @@ emulator, the demo services, a real Redis and a real Kafka-protocol broker."""
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import json
 import os
 import re
@@ -12,10 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,10 +18,10 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
-from devstack.stack import DevStack, StackSettings
+from tests.e2e.stack import Stack, running_stack
 
 # The stack's Kafka event source mapping runs kafka-python in this process, and kafka-python 3.0
-# can leave a socket unclosed when it stops; the fixture collects garbage while these filters
+# can leave a socket unclosed when it stops; running_stack collects garbage while these filters
 # still apply, so that the ResourceWarning does not land on a later test or the session's end.
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,74 +33,11 @@ pytestmark = [
 ]
 
 
-class Stack:
-    def __init__(self, stack: DevStack) -> None:
-        self.stack = stack
-
-    @property
-    def url(self) -> str:
-        assert self.stack.emulator is not None
-        return self.stack.emulator.http_url
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        token: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], Any]:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.url + path, data=data, method=method)
-        request.add_header("content-type", "application/json")
-        if token:
-            request.add_header("authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                raw, status, answer_headers = response.read(), response.status, response.headers
-        except urllib.error.HTTPError as error:
-            raw, status, answer_headers = error.read(), error.code, error.headers
-            error.close()
-        lowered = {name.lower(): value for name, value in answer_headers.items()}
-        return status, lowered, json.loads(raw) if raw else None
-
-    def login(self, username: str) -> str:
-        status, _, body = self.call(
-            "POST", "/auth/login", {"username": username, "password": f"{username}-password"}
-        )
-        assert status == 200, body
-        assert body["tokenType"] == "Bearer"
-        token: str = body["accessToken"]
-        return token
-
-
 @pytest.fixture(scope="module")
 def stack(redis_service: Any, kafka_bootstrap: str) -> Iterator[Stack]:
-    settings = StackSettings(
-        http_port=0,
-        ws_port=0,
-        board_port=None,
-        redis_url=f"redis://{redis_service.address}/5",
-        kafka_bootstrap=kafka_bootstrap,
-        watch_interval=None,
-        output=lambda name, line: None,
-    )
-    dev = DevStack(settings)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        asyncio.run_coroutine_threadsafe(dev.start(), loop).result(120)
-        yield Stack(dev)
-    finally:
-        asyncio.run_coroutine_threadsafe(dev.close(), loop).result(60)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-        time.sleep(0.2)  # kafka-python's I/O thread finishes closing
-        gc.collect()
+    redis_url = f"redis://{redis_service.address}/5"
+    with running_stack(redis_url, kafka_bootstrap, wait_for_mapping=False) as running:
+        yield running
 
 
 def test_devstack_alice_logs_in_creates_ticket_and_reads_board(stack: Stack) -> None:
@@ -148,7 +80,7 @@ def test_devstack_refuses_missing_and_forged_tokens(stack: Stack) -> None:
 
 
 def test_devstack_answers_preflight_for_the_board_page_origin(stack: Stack) -> None:
-    origin = stack.stack.settings.frontend_origin
+    origin = stack.dev.settings.frontend_origin
     status, headers, _ = stack.call(
         "OPTIONS",
         "/projects/p-1/board",

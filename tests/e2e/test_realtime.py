@@ -14,7 +14,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection
 
-from tests.e2e.realtime_stack import Stack, running_stack
+from tests.e2e.stack import Stack, running_stack
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -69,11 +69,11 @@ def test_realtime_patch_reaches_subscribers_of_its_project_only(stack: Stack) ->
         assert subscribe(alice_ws, "p-1")["type"] == "subscribed"
         assert subscribe(bob_ws, "p-2")["type"] == "subscribed"
 
-        status, ticket = stack.call("PATCH", "/tickets/t-3", {"status": "done"}, token=alice)
+        status, _, ticket = stack.call("PATCH", "/tickets/t-3", {"status": "done"}, token=alice)
         assert status == 200, ticket
         *_, update = updates_until(alice_ws, "t-3")
 
-        status, _ = stack.call("PATCH", "/tickets/t-4", {"status": "in-progress"}, token=bob)
+        status, _, _ = stack.call("PATCH", "/tickets/t-4", {"status": "in-progress"}, token=bob)
         assert status == 200
         # Bob's socket hears its own project's change; had p-1's reached it, it came first.
         bob_heard = updates_until(bob_ws, "t-4")
