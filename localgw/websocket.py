@@ -31,7 +31,7 @@ import logging
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request
@@ -272,8 +272,8 @@ class _Gateway(asyncio.StreamReaderProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        assert isinstance(transport, asyncio.Transport)
-        self._gateway_transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._gateway_transport = cast(asyncio.Transport, transport)
         self._server._http_connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from websockets.sync.client import ClientConnection, connect
 
 from devstack.stack import DevStack, StackSettings
+from localgw.app import loop_factory
 
 
 class Stack:
@@ -91,7 +92,7 @@ def running_stack(
         output=lambda name, line: None,
     )
     dev = DevStack(settings)
-    loop = asyncio.new_event_loop()
+    loop = (loop_factory() or asyncio.new_event_loop)()  # what make run uses
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     try:

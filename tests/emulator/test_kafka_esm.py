@@ -30,6 +30,7 @@ from devstack.services import Service, free_port
 from localgw.kafka_esm import KafkaMapping, MappingRunner, RetryPolicy, kafka_mappings
 from localgw.runtime import Runtime
 from localgw.template import load_template
+from localgw.websocket import WebSocketSettings
 from localgw.websocket_api import InvocationError
 from localgw.websocket_stack import RealtimeSettings, RealtimeStack
 from tests.emulator.ws_harness import WS_APP, LoopThread
@@ -239,6 +240,7 @@ def test_kafka_mapping_invokes_the_template_function_through_the_runtime(
     failures.write_text("1")
     model = load_template(WS_APP, overrides={"KafkaTopic": topic, "BatchSize": "10"}, environ={})
     settings = RealtimeSettings(
+        websocket=WebSocketSettings(port=0),
         kafka_bootstrap_servers=kafka_bootstrap,
         retry=RetryPolicy(base=0.1, ceiling=0.5),
         consumer_options=tuple(FAST_CONSUMER.items()),

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from localgw.app import loop_factory
 from localgw.runtime import Runtime
 from localgw.template import load_template
 from localgw.websocket import WebSocketServer, WebSocketSettings
@@ -21,10 +22,11 @@ WS_APP = Path(__file__).resolve().parent / "ws_app" / "template.yaml"
 
 
 class LoopThread:
-    """An asyncio loop running in a daemon thread."""
+    """The emulator's event loop (uvloop when installed, as ``make run`` has it) in a daemon
+    thread."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = (loop_factory() or asyncio.new_event_loop)()
         self.thread = threading.Thread(target=self.loop.run_forever, name="ws-test", daemon=True)
         self.thread.start()
 
