@@ -20,6 +20,7 @@ Answers follow API Gateway's ``PostToConnection``, ``GetConnection`` and ``Delet
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -32,6 +33,7 @@ from urllib.parse import unquote
 from localgw.websocket_api import MESSAGE_LIMIT_BYTES
 
 __all__ = [
+    "POSTED",
     "ConnectionGone",
     "ConnectionRegistry",
     "LiveConnection",
@@ -94,6 +96,11 @@ class ManagementResponse:
     body: bytes
 
 
+# The answer to a delivered POST, the one a broadcast gets a thousand times: built once.
+POSTED = ManagementResponse(200, (), b"")
+
+
+@functools.lru_cache(maxsize=8192)  # a broadcast names the same paths round after round
 def management_path(path: str) -> str | None:
     """The connection id a ``@connections`` path names, or None for any other path."""
     matched = _PATH.match(path)
@@ -155,4 +162,4 @@ def handle_management(  # noqa: PLR0911 - one answer per API Gateway outcome
         connection.post(body)
     except ConnectionGone:
         return _error(410, "GoneException", f"connection {connection_id} is gone")
-    return ManagementResponse(200, (), b"")
+    return POSTED

@@ -30,7 +30,7 @@ import json
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, cast
 
 from websockets.frames import Frame, Opcode
@@ -38,7 +38,7 @@ from websockets.http11 import Request
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
-from localgw.management import ConnectionGone, ConnectionRegistry, handle_management
+from localgw.management import POSTED, ConnectionGone, ConnectionRegistry, handle_management
 from localgw.websocket_api import (
     FRAME_LIMIT_BYTES,
     IDLE_TIMEOUT_SECONDS,
@@ -81,33 +81,37 @@ class WebSocketSettings:
     message_limit: int = MESSAGE_LIMIT_BYTES
 
 
-@dataclass
 class _Head:
-    method: str
-    target: str
-    version: str
-    headers: list[tuple[str, str]]
-    raw: bytes
-    _index: dict[str, str] = field(default_factory=dict)
+    """A parsed request head; what the hot path asks of it is worked out once, when parsed."""
 
-    def __post_init__(self) -> None:
-        for name, value in reversed(self.headers):
-            self._index[name.lower()] = value
+    __slots__ = ("_index", "headers", "keep_alive", "method", "raw", "target", "upgrade", "version")
+
+    def __init__(
+        self,
+        method: str,
+        target: str,
+        version: str,
+        headers: tuple[tuple[str, str], ...],
+        raw: bytes,
+        *,
+        index: dict[str, str],
+    ) -> None:
+        self.method = method
+        self.target = target
+        self.version = version
+        self.headers = headers
+        self.raw = raw
+        self._index = index
+        self.upgrade = index.get("upgrade", "").lower() == "websocket"
+        connection = index.get("connection", "").lower()
+        if version == "HTTP/1.0":
+            self.keep_alive = "keep-alive" in connection
+        else:
+            self.keep_alive = "close" not in connection
 
     def header(self, name: str) -> str | None:
         """The first value of header ``name`` (a lower-case name), whatever its case on the wire."""
         return self._index.get(name)
-
-    @property
-    def upgrade(self) -> bool:
-        return (self.header("upgrade") or "").lower() == "websocket"
-
-    @property
-    def keep_alive(self) -> bool:
-        connection = (self.header("connection") or "").lower()
-        if self.version == "HTTP/1.0":
-            return "keep-alive" in connection
-        return "close" not in connection
 
 
 class _BadRequest(Exception):
@@ -120,19 +124,41 @@ def _parse_head(raw: bytes) -> _Head:
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise _BadRequest("malformed request line")
     headers: list[tuple[str, str]] = []
+    index: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        if not sep or not name.strip():
+        name = name.strip()
+        if not sep or not name:
             raise _BadRequest("malformed header line")
-        headers.append((name.strip(), value.strip()))
-    return _Head(parts[0].upper(), parts[1], parts[2], headers, raw)
+        value = value.strip()
+        headers.append((name, value))
+        index.setdefault(name.lower(), value)
+    return _Head(parts[0].upper(), parts[1], parts[2], tuple(headers), raw, index=index)
+
+
+# Parsed management request heads by their bytes: a broadcast sends the same head to each
+# connection every round, so each is parsed once. Handshake heads (unique keys) are not kept.
+_HEADS: dict[bytes, _Head] = {}
+_HEADS_KEPT = 8192
+
+
+def _head_of(raw: bytes) -> _Head:
+    head = _HEADS.get(raw)
+    if head is None:
+        head = _parse_head(raw)
+        if not head.upgrade:
+            if len(_HEADS) >= _HEADS_KEPT:
+                _HEADS.clear()
+            _HEADS[raw] = head
+    return head
 
 
 def _content_length(head: _Head) -> int:
-    text = head.header("content-length") or "0"
-    if head.header("transfer-encoding") or not text.isdigit():
+    index = head._index
+    text = index.get("content-length") or "0"
+    if index.get("transfer-encoding") or not text.isdigit():
         raise _BadRequest("only Content-Length bodies are read")
     return int(text)
 
@@ -316,7 +342,7 @@ class _Gateway(asyncio.StreamReaderProtocol):
                     if len(pending) - start > HEAD_LIMIT_BYTES:
                         raise _BadRequest("request head too large")
                     return True
-                head = _parse_head(bytes(pending[start : end + 4]))
+                head = _head_of(bytes(pending[start : end + 4]))
                 if head.upgrade:
                     del pending[:start]
                     start = 0
@@ -343,7 +369,7 @@ class _Gateway(asyncio.StreamReaderProtocol):
 
     def _answer(self, head: _Head, body: bytes) -> bytes:
         answer = handle_management(self._server.registry, head.method, head.target, body)
-        if answer.status == 200 and not answer.body and head.keep_alive:
+        if answer is POSTED and head.keep_alive:
             return _POSTED  # the common answer of a broadcast, built once
         reason = _REASONS.get(answer.status, "Error")
         return _http_response(
@@ -399,6 +425,9 @@ class _Session:
         self._closed_by_server: tuple[int, str] | None = None
         self._wake = asyncio.Event()
         self._closing_since: float | None = None
+        # The broadcast hot path writes whole frames straight to the transport, up to this size.
+        self._transport = writer.transport
+        self._whole_frame_limit = min(65535, settings.frame_limit)
 
     # the LiveConnection side, used by the management API ------------------------------------
 
@@ -406,10 +435,16 @@ class _Session:
         if self.protocol.state is not State.OPEN:
             raise ConnectionGone(self.connection_id)
         is_text = data.isascii() or _is_utf8(data)
-        if len(data) < 65536 and len(data) <= self.server.settings.frame_limit:
-            # The hot path of a broadcast: one whole unmasked frame, written as it is. The
-            # protocol object keeps no state about complete outgoing data frames.
-            self.writer.write(_frame_head(is_text, len(data)) + data)
+        length = len(data)
+        if length <= self._whole_frame_limit:
+            # The hot path of a broadcast: one whole unmasked frame, written as it is, in one
+            # transport write. The protocol object keeps no state about complete outgoing data
+            # frames.
+            if length < 126:
+                head = bytes((0x81 if is_text else 0x82, length))
+            else:
+                head = bytes((0x81 if is_text else 0x82, 126, length >> 8, length & 0xFF))
+            self._transport.write(head + data)
             self.last_active_at = time.time()
             return
         text = data if is_text else None
@@ -687,14 +722,6 @@ def _is_utf8(data: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def _frame_head(text: bool, length: int) -> bytes:
-    """RFC 6455 header of a final, unmasked frame of ``length`` (< 64 KiB) bytes."""
-    first = 0x81 if text else 0x82
-    if length < 126:
-        return bytes((first, length))
-    return bytes((first, 126)) + length.to_bytes(2, "big")
 
 
 def _status_of(answer: Any) -> int:
