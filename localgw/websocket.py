@@ -84,22 +84,14 @@ class WebSocketSettings:
 class _Head:
     """A parsed request head; what the hot path asks of it is worked out once, when parsed."""
 
-    __slots__ = ("_index", "headers", "keep_alive", "method", "raw", "target", "upgrade", "version")
+    __slots__ = ("_index", "keep_alive", "method", "raw", "target", "upgrade", "version")
 
     def __init__(
-        self,
-        method: str,
-        target: str,
-        version: str,
-        headers: tuple[tuple[str, str], ...],
-        raw: bytes,
-        *,
-        index: dict[str, str],
+        self, method: str, target: str, version: str, raw: bytes, index: dict[str, str]
     ) -> None:
         self.method = method
         self.target = target
         self.version = version
-        self.headers = headers
         self.raw = raw
         self._index = index
         self.upgrade = index.get("upgrade", "").lower() == "websocket"
@@ -119,40 +111,22 @@ class _BadRequest(Exception):
 
 
 def _parse_head(raw: bytes) -> _Head:
-    lines = raw.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
+    request_line, *lines = raw.decode("latin-1").split("\r\n")
+    parts = request_line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise _BadRequest("malformed request line")
-    headers: list[tuple[str, str]] = []
+    # Only the first value of each header counts, and nothing but this index reads them.
     index: dict[str, str] = {}
-    for line in lines[1:]:
+    for line in lines:
         if not line:
             continue
         name, sep, value = line.partition(":")
-        name = name.strip()
-        if not sep or not name:
+        key = name.strip().lower()
+        if not sep or not key:
             raise _BadRequest("malformed header line")
-        value = value.strip()
-        headers.append((name, value))
-        index.setdefault(name.lower(), value)
-    return _Head(parts[0].upper(), parts[1], parts[2], tuple(headers), raw, index=index)
-
-
-# Parsed management request heads by their bytes: a broadcast sends the same head to each
-# connection every round, so each is parsed once. Handshake heads (unique keys) are not kept.
-_HEADS: dict[bytes, _Head] = {}
-_HEADS_KEPT = 8192
-
-
-def _head_of(raw: bytes) -> _Head:
-    head = _HEADS.get(raw)
-    if head is None:
-        head = _parse_head(raw)
-        if not head.upgrade:
-            if len(_HEADS) >= _HEADS_KEPT:
-                _HEADS.clear()
-            _HEADS[raw] = head
-    return head
+        if key not in index:
+            index[key] = value.strip()
+    return _Head(parts[0].upper(), parts[1], parts[2], raw, index)
 
 
 def _content_length(head: _Head) -> int:
@@ -342,7 +316,7 @@ class _Gateway(asyncio.StreamReaderProtocol):
                     if len(pending) - start > HEAD_LIMIT_BYTES:
                         raise _BadRequest("request head too large")
                     return True
-                head = _head_of(bytes(pending[start : end + 4]))
+                head = _parse_head(bytes(pending[start : end + 4]))
                 if head.upgrade:
                     del pending[:start]
                     start = 0
