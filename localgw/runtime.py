@@ -224,6 +224,7 @@ class _Worker(asyncio.SubprocessProtocol):
         self._waiter: asyncio.Future[Any] | None = None
         self._answers_closed = False
         self._exited = asyncio.get_running_loop().create_future()
+        self._closed = asyncio.get_running_loop().create_future()
 
     # --- protocol callbacks --------------------------------------------------------------------
 
@@ -259,6 +260,11 @@ class _Worker(asyncio.SubprocessProtocol):
         self.returncode = self.transport.get_returncode()
         if not self._exited.done():
             self._exited.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # The process has exited and every pipe transport has finished closing.
+        if not self._closed.done():
+            self._closed.set_result(None)
 
     def _deliver(self) -> None:
         while len(self._answers) >= _HEADER.size:
@@ -309,6 +315,10 @@ class _Worker(asyncio.SubprocessProtocol):
                 self.transport.kill()
         await self.wait(5.0)
         self.transport.close()
+        # Closing a pipe transport finishes in a loop callback; wait for it, so that a loop
+        # stopped right after a pool's close() leaves no pipe open for the garbage collector.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._closed), 1.0)
 
 
 class FunctionPool:
