@@ -34,6 +34,7 @@ from localgw.websocket import WebSocketSettings
 from localgw.websocket_api import InvocationError
 from localgw.websocket_stack import RealtimeSettings, RealtimeStack
 from tests.emulator.ws_harness import WS_APP, LoopThread
+from tests.support.polling import wait_for as poll
 
 # kafka-python 3.0 leaves a socket unclosed when a connection attempt fails (the broker restart
 # makes some); each test collects garbage at its end, so that the ResourceWarning lands on the
@@ -114,13 +115,8 @@ def committed(bootstrap: str, group: str, topic: str) -> int | None:
 
 
 def wait_for(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
+    """The shared poll with this module's longer bound: a consumer group takes seconds to join."""
+    return poll(condition, what, timeout)
 
 
 def mapping(topic: str, **overrides: Any) -> KafkaMapping:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,23 +15,13 @@ from websockets.sync.client import ClientConnection, connect
 
 from localgw.websocket import WebSocketSettings
 from tests.emulator.ws_harness import RunningApp, running_app
+from tests.support.polling import wait_for
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     with running_app(tmp_path_factory.mktemp("ws")) as running:
         yield running
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll ``condition`` until it answers something truthy (bounded), and return that."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"never happened: {what}")
 
 
 def events_of(app: RunningApp, connection_id: str, route: str) -> list[dict[str, Any]]:

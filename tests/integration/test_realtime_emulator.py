@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from localgw.template import load_template
 from localgw.websocket import WebSocketSettings
 from localgw.websocket_stack import RealtimeSettings, RealtimeStack
 from tests.emulator.ws_harness import LoopThread
+from tests.support.polling import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "realtime-e2e-secret-of-at-least-32-bytes"
@@ -159,7 +160,10 @@ def test_ticket_update_on_kafka_reaches_client_and_prunes_stale_member(
         _produce(kafka_bootstrap, project, "done")
 
         update = json.loads(client.recv(timeout=30))
-        assert _wait_for(lambda: gateway.redis.smembers(room) == {_connection_id(gateway, room)})
+        wait_for(
+            lambda: gateway.redis.smembers(room) == {_connection_id(gateway, room)},
+            "the subscribed connection alone in the room",
+        )
 
     assert update["type"] == "ticket.updated"
     assert update["projectId"] == project
@@ -182,7 +186,7 @@ def test_client_that_closes_leaves_its_rooms_through_disconnect(gateway: Gateway
         connection_id = _connection_id(gateway, room)
         assert gateway.redis.exists(f"ws:conn:{{{connection_id}}}") == 1
 
-    assert _wait_for(lambda: gateway.redis.scard(room) == 0)
+    wait_for(lambda: gateway.redis.scard(room) == 0, "the stale member pruned from the room")
     assert gateway.redis.exists(f"ws:conn:{{{connection_id}}}") == 0
 
 
@@ -190,13 +194,3 @@ def _connection_id(gateway: Gateway, room: str) -> str:
     members = {m for m in gateway.redis.smembers(room) if m != "stale-connection="}
     assert len(members) == 1
     return members.pop()
-
-
-def _wait_for(condition: Callable[[], bool], limit: float = 10.0) -> bool:
-    """Poll ``condition`` until it holds or ``limit`` seconds pass; a bound, not a measurement."""
-    deadline = time.monotonic() + limit
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
